@@ -602,6 +602,12 @@ func (c *checker) keywords() {
 			continue
 		}
 		for _, ch := range s.Ask.Choices {
+			for _, w := range append([]string{ch.Value}, ch.Synonyms...) {
+				if u := strings.ToUpper(normChoice(w)); u != "YES" && slices.Contains(CarrierKeywords, u) {
+					c.diags.Add(ch.Pos, diag.KeywordCollision, "Use other words for this choice, for example `Cancel visit`, or a number.",
+						"the answer %q of step `%s` is a word carriers treat as opting out or in, so a patient who replies with it would be unsubscribed", w, s.ID)
+				}
+			}
 			if _, ok := seen[strings.ToUpper(normChoice(ch.Value))]; ok {
 				c.diags.Add(ch.Pos, diag.KeywordCollision, "Rename the keyword, or give this choice other words.",
 					"the choice %q of step `%s` is also a keyword, so answering it would trigger the keyword instead", ch.Value, s.ID)

@@ -137,6 +137,7 @@ func (c *compiler) typeSets() {
 	for len(pending) > 0 {
 		cfg := c.config(false)
 		var later []*Assign
+		var typed []string
 		for _, a := range pending {
 			if a.Expr == nil {
 				continue
@@ -152,7 +153,11 @@ func (c *compiler) typeSets() {
 				t = anyType
 			}
 			c.variable(a.Var, "value", t, false, a.Pos)
-			delete(setVars, a.Var)
+			typed = append(typed, a.Var)
+		}
+		// Names typed in this pass join the environment in the next one.
+		for _, v := range typed {
+			delete(setVars, v)
 		}
 		if len(later) == len(pending) {
 			// A cycle of sets, or names nobody saves: compile them anyway so
@@ -223,7 +228,7 @@ func (c *compiler) expr(e *Expr, k exprKind) {
 		c.cache[key] = res
 	}
 	if res.err != nil {
-		c.report(e, res.err)
+		c.report(e, k, res.err)
 		return
 	}
 	e.Program, e.Vars, e.UsesInput, e.Type = res.prog, res.vars, res.input, res.typ
@@ -286,14 +291,22 @@ func (c *compiler) build(src string, k exprKind) compiled {
 }
 
 // report turns an expr error into a diagnostic at the right character.
-func (c *compiler) report(e *Expr, err error) {
+func (c *compiler) report(e *Expr, k exprKind, err error) {
 	var fe *file.Error
 	pos, msg := e.Pos, err.Error()
 	if errors.As(err, &fe) {
 		msg = fe.Message
 		pos = c.posAt(e, runeToByte(e.Source, fe.From))
 	}
-	if name, ok := strings.CutPrefix(msg, "unknown name "); ok {
+	name, unknown := strings.CutPrefix(msg, "unknown name ")
+	if unknown && k == kindLink {
+		// The link message goes out before the patient is verified, so no
+		// variable may appear in it, known or not.
+		c.diags.Add(pos, diag.LinkMessage, "Leave only {{ link }} in the link message.",
+			"the secure link message may only show {{ link }}, not `%s`: it is sent on SMS or Messenger", name)
+		return
+	}
+	if unknown {
 		names := make([]string, 0, len(c.f.Variables))
 		for n := range c.f.Variables {
 			names = append(names, n)
@@ -311,7 +324,7 @@ func (c *compiler) report(e *Expr, err error) {
 		code = diag.ExprSyntax
 	}
 	c.diags.Add(pos, code, "See docs/authoring.md, section Expressions, for what expressions may contain.",
-		"the expression `%s` has a problem: %s", e.Source, msg)
+		"the expression `%s` has a problem: %s", strings.Join(strings.Fields(e.Source), " "), msg)
 }
 
 // posAt maps a byte offset inside an expression to the flow file.

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"gopkg.in/yaml.v3"
 
@@ -32,6 +33,9 @@ type reader struct {
 	file  string
 	src   []byte
 	diags diag.List
+	// lines holds the byte offset where each line starts, built on first
+	// use by scalarPos.
+	lines []int
 }
 
 // Parse reads one flow file's bytes into a flow and checks it. The flow is
@@ -445,7 +449,7 @@ func (r *reader) keywords(n *yaml.Node) []*Keyword {
 			continue
 		}
 		v := kv[1]
-		if v.Kind == yaml.ScalarNode {
+		if v.Kind == yaml.ScalarNode || isLanguageMap(v) {
 			k.Say = []*Message{r.message(v)}
 		} else {
 			for _, f := range r.fields(v, "keyword "+k.Word, keywordKeys) {
@@ -773,46 +777,19 @@ func (r *reader) expr(n *yaml.Node) *Expr {
 	return &Expr{Source: n.Value, Pos: r.scalarPos(n, 0), node: n}
 }
 
-// scalarPos returns the file position of byte off of a scalar's value,
-// following the scalar's style so the caret lands on the right character.
-func (r *reader) scalarPos(n *yaml.Node, off int) Pos {
-	v := n.Value[:min(off, len(n.Value))]
-	p := r.pos(n)
-	switch n.Style {
-	case yaml.LiteralStyle, yaml.FoldedStyle:
-		line := strings.Count(v, "\n")
-		if n.Style == yaml.FoldedStyle {
-			line = 0 // folding joins lines; fall back to the first content line
-			v = v[strings.LastIndexByte(v, '\n')+1:]
-		}
-		indent := r.indentOf(n.Line + 1)
-		col := indent + 1 + runeCount(v[strings.LastIndexByte(v, '\n')+1:])
-		return Pos{File: r.file, Line: n.Line + 1 + line, Col: col}
-	case yaml.DoubleQuotedStyle, yaml.SingleQuotedStyle:
-		p.Col++
-	}
-	if strings.IndexByte(v, '\n') >= 0 {
-		return p // a multi-line flow scalar: the scalar's start is the best we know
-	}
-	p.Col += runeCount(v)
-	return p
-}
+func runeCount(s string) int { return utf8.RuneCountInString(s) }
 
-// indentOf counts the leading spaces of a source line.
-func (r *reader) indentOf(line int) int {
-	src := r.src
-	for i := 1; i < line; i++ {
-		j := bytes.IndexByte(src, '\n')
-		if j < 0 {
-			return 0
+// isLanguageMap reports whether a mapping is a message in several
+// languages ({en: ..., es: ...}) rather than a set of fields.
+func isLanguageMap(n *yaml.Node) bool {
+	if n.Kind != yaml.MappingNode || len(n.Content) == 0 {
+		return false
+	}
+	for i := 0; i < len(n.Content); i += 2 {
+		k := n.Content[i].Value
+		if !langRe.MatchString(k) || contains(keywordKeys, k) {
+			return false
 		}
-		src = src[j+1:]
 	}
-	n := 0
-	for n < len(src) && src[n] == ' ' {
-		n++
-	}
-	return n
+	return true
 }
-
-func runeCount(s string) int { return len([]rune(s)) }

@@ -192,3 +192,15 @@ func (s *Set) Default() *Flow {
 	}
 	return nil
 }
+
+// Flow returns the flow with the given id, or nil.
+func (s *Set) Flow(id string) *Flow { return s.Flows[id] }
+
+// Version returns the flow with the given id when its hash matches, or nil.
+// A Set holds one version of each flow; the registry keeps older ones.
+func (s *Set) Version(id, hash string) *Flow {
+	if f := s.Flows[id]; f != nil && f.Hash == hash {
+		return f
+	}
+	return nil
+}

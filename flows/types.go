@@ -3,6 +3,7 @@ package flows
 import (
 	"reflect"
 	"slices"
+	"strconv"
 	"time"
 )
 
@@ -76,11 +77,9 @@ func Helpers(now func() time.Time) map[string]any {
 		"age": func(born time.Time) int {
 			return yearsBetween(born, now().In(born.Location()))
 		},
-		"days_until": func(d time.Time) int { return daysBetween(now().In(d.Location()), d) },
-		"days_since": func(d time.Time) int { return daysBetween(d, now().In(d.Location())) },
-		"format_date": func(d time.Time) string {
-			return d.Format("Monday, January 2, 2006")
-		},
+		"days_until":  func(d time.Time) int { return daysBetween(now().In(d.Location()), d) },
+		"days_since":  func(d time.Time) int { return daysBetween(d, now().In(d.Location())) },
+		"format_date": formatDate,
 	}
 }
 
@@ -98,4 +97,26 @@ func daysBetween(a, b time.Time) int {
 	ad := time.Date(a.Year(), a.Month(), a.Day(), 0, 0, 0, 0, time.UTC)
 	bd := time.Date(b.Year(), b.Month(), b.Day(), 0, 0, 0, 0, time.UTC)
 	return int(bd.Sub(ad).Hours() / 24)
+}
+
+var (
+	weekdaysES = [...]string{"domingo", "lunes", "martes", "miércoles", "jueves", "viernes", "sábado"}
+	monthsES   = [...]string{"enero", "febrero", "marzo", "abril", "mayo", "junio", "julio", "agosto", "septiembre", "octubre", "noviembre", "diciembre"}
+)
+
+// FormatDate writes a date for a patient: "Monday, March 14" in English,
+// "lunes 14 de marzo" in Spanish. It is the helper format_date(d, lang).
+func FormatDate(d time.Time, lang string) string {
+	if lang == "es" {
+		return weekdaysES[d.Weekday()] + " " + strconv.Itoa(d.Day()) + " de " + monthsES[d.Month()-1]
+	}
+	return d.Format("Monday, January 2")
+}
+
+func formatDate(d time.Time, lang ...string) string {
+	l := "en"
+	if len(lang) > 0 {
+		l = lang[0]
+	}
+	return FormatDate(d, l)
 }
