@@ -208,6 +208,13 @@ func (e *Engine) Start(ctx context.Context, flowID string, ch Channel, address, 
 			return err
 		}
 		for k, v := range vars {
+			if lang, ok := v.(string); ok && k == "language" {
+				// The contact's language, whether or not the flow saves it.
+				r.conv.Language = lang
+				if f.Variables[k] == nil {
+					continue
+				}
+			}
 			if f.Variables[k] == nil {
 				return fmt.Errorf("start: flow %q has no variable %q", flowID, k)
 			}
