@@ -187,9 +187,12 @@ func truncate(s string, n int) string {
 	if utf8.RuneCountInString(s) <= n {
 		return s
 	}
-	cut := string([]rune(s)[:n-1])
-	if i := strings.LastIndexByte(cut, ' '); i >= len(cut)/2 {
-		cut = cut[:i]
+	r := []rune(s)
+	cut := string(r[:n-1])
+	if r[n-1] != ' ' {
+		if i := strings.LastIndexByte(cut, ' '); i >= len(cut)/2 {
+			cut = cut[:i]
+		}
 	}
 	return strings.TrimRight(cut, " ") + "…"
 }
@@ -239,11 +242,13 @@ func (f *Flow) Mermaid() string {
 	fmt.Fprintf(&b, "    classDef terminal fill:%s,stroke:%s,stroke-width:2px,color:#000\n", endFill, endStroke)
 	fmt.Fprintf(&b, "    classDef keyword fill:%s,stroke:%s,stroke-dasharray:4 3,color:#000\n", keywordFill, keywordStroke)
 	for _, n := range d.nodes {
-		if n.sensitive {
-			fmt.Fprintf(&b, "    class %s sensitive\n", mermaidID(n))
-		}
+		// A sensitive end step gets terminal first: Mermaid applies a node's
+		// classes in order, and the sensitive colours must win.
 		if n.end {
 			fmt.Fprintf(&b, "    class %s terminal\n", mermaidID(n))
+		}
+		if n.sensitive {
+			fmt.Fprintf(&b, "    class %s sensitive\n", mermaidID(n))
 		}
 		if n.kind == nodeKeyword {
 			fmt.Fprintf(&b, "    class %s keyword\n", mermaidID(n))
@@ -307,7 +312,7 @@ func mermaidLabel(lines ...string) string {
 
 // DOT returns the flow as a Graphviz digraph (render it with
 // `dot -Tsvg` or `dot -Tpng`). It draws the same picture as Mermaid:
-// sensitive steps are filled octagons with a lock, end steps have a double
+// sensitive steps are filled hexagons with a lock (as in Mermaid), end steps have a double
 // border, guards label the edges and keyword jumps are dashed. Node ids are
 // the step ids; the start point and keywords use ids in parentheses, which
 // no step id can hold.
@@ -357,7 +362,7 @@ func dotStyle(n *node) string {
 	case n.kind == nodeKeyword:
 		return fmt.Sprintf(", shape=cds, style=\"filled,dashed\", fillcolor=%q, color=%q", keywordFill, keywordStroke)
 	case n.sensitive:
-		s := fmt.Sprintf(", shape=octagon, style=\"filled,bold\", fillcolor=%q, color=%q, penwidth=2", sensitiveFill, sensitiveStroke)
+		s := fmt.Sprintf(", shape=hexagon, style=\"filled,bold\", fillcolor=%q, color=%q, penwidth=2", sensitiveFill, sensitiveStroke)
 		if n.end {
 			s += ", peripheries=2"
 		}

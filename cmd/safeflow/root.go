@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 
 	"github.com/spf13/cobra"
 )
@@ -47,7 +48,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return exitOK
 	case errors.As(err, &f):
 		return f.code
-	case errors.As(err, new(usageError)):
+	case errors.As(err, new(usageError)) || strings.HasPrefix(err.Error(), "unknown command"):
 		fmt.Fprintf(stderr, "safeflow: %v\n", err)
 		return exitUsage
 	default:
@@ -67,6 +68,17 @@ func newRoot() *cobra.Command {
 	root.AddCommand(validateCmd(), schemaCmd())
 	for _, add := range extraCommands {
 		root.AddCommand(add())
+	}
+	// Wrong arguments are bad usage (exit 2), whichever check finds them.
+	for _, c := range root.Commands() {
+		if check := c.Args; check != nil {
+			c.Args = func(cmd *cobra.Command, args []string) error {
+				if err := check(cmd, args); err != nil {
+					return usageError{err}
+				}
+				return nil
+			}
+		}
 	}
 	return root
 }
