@@ -1,0 +1,156 @@
+// Package delivery drains the outbox: it claims due messages, hands each to
+// its channel's sender, and records the outcome, retrying failures with
+// exponential backoff and jitter until a message becomes a dead letter.
+package delivery
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"math/rand/v2"
+	"time"
+
+	"github.com/safeflow/safeflow/engine"
+	"github.com/safeflow/safeflow/internal/store"
+)
+
+// Outbox is the part of the store the worker needs.
+type Outbox interface {
+	ClaimOutbox(ctx context.Context, now time.Time, lease time.Duration, limit int) ([]store.Pending, error)
+	MarkSent(ctx context.Context, key, providerID string) error
+	MarkFailed(ctx context.Context, key string, next time.Time, dead bool, reason string) error
+}
+
+// Worker delivers outbox messages.
+type Worker struct {
+	Outbox  Outbox
+	Senders map[engine.Channel]engine.Sender
+	Log     *slog.Logger
+	// MaxAttempts is how many tries a message gets before it is dead.
+	MaxAttempts int
+	// BaseDelay is the first retry delay; each retry doubles it, up to MaxDelay.
+	BaseDelay, MaxDelay time.Duration
+	// Lease is how long a claimed message is reserved for one attempt.
+	Lease time.Duration
+	// Poll is how often the outbox is checked when idle.
+	Poll time.Duration
+	Now  func() time.Time
+	// Observe, when set, is told each outcome: "sent", "retry" or "dead".
+	Observe func(ch engine.Channel, outcome string)
+	// Wake, when set, wakes the worker early (new messages were written).
+	Wake <-chan struct{}
+}
+
+func (w *Worker) defaults() {
+	if w.MaxAttempts == 0 {
+		w.MaxAttempts = 8
+	}
+	if w.BaseDelay == 0 {
+		w.BaseDelay = time.Second
+	}
+	if w.MaxDelay == 0 {
+		w.MaxDelay = 10 * time.Minute
+	}
+	if w.Lease == 0 {
+		w.Lease = time.Minute
+	}
+	if w.Poll == 0 {
+		w.Poll = 250 * time.Millisecond
+	}
+	if w.Now == nil {
+		w.Now = time.Now
+	}
+	if w.Log == nil {
+		w.Log = slog.New(slog.DiscardHandler)
+	}
+}
+
+// Run delivers until ctx ends. Messages in flight when it ends stay in the
+// outbox and are sent after the next start.
+func (w *Worker) Run(ctx context.Context) {
+	w.defaults()
+	for {
+		n, err := w.Drain(ctx)
+		if err != nil && ctx.Err() == nil {
+			w.Log.Error("outbox", "err", err)
+		}
+		if n > 0 {
+			continue
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-w.Wake:
+		case <-time.After(w.Poll):
+		}
+	}
+}
+
+// Drain delivers one batch of due messages and returns how many it tried.
+func (w *Worker) Drain(ctx context.Context) (int, error) {
+	w.defaults()
+	batch, err := w.Outbox.ClaimOutbox(ctx, w.Now(), w.Lease, 64)
+	if err != nil {
+		return 0, err
+	}
+	for _, p := range batch {
+		if err := w.deliver(ctx, p); err != nil {
+			return len(batch), err
+		}
+	}
+	return len(batch), nil
+}
+
+func (w *Worker) deliver(ctx context.Context, p store.Pending) error {
+	sender := w.Senders[p.Channel]
+	if sender == nil {
+		w.observe(p.Channel, "dead")
+		w.Log.Error("no sender for channel; message moved to dead letters", "channel", string(p.Channel), "outbox", p.Key)
+		return w.Outbox.MarkFailed(ctx, p.Key, w.Now(), true, "no sender for channel")
+	}
+	id, err := sender.Send(ctx, p.Outbound)
+	if err == nil {
+		w.observe(p.Channel, "sent")
+		return w.Outbox.MarkSent(ctx, p.Key, id)
+	}
+	if ctx.Err() != nil {
+		return nil // shutting down: the lease returns the message later
+	}
+	attempts := p.Attempts + 1
+	dead := errors.Is(err, engine.ErrPermanent) || attempts >= w.MaxAttempts
+	next := w.Now().Add(w.backoff(attempts))
+	if dead {
+		w.observe(p.Channel, "dead")
+		w.Log.Error("message moved to dead letters", "channel", string(p.Channel), "outbox", p.Key, "attempts", attempts, "err", err.Error())
+	} else {
+		w.observe(p.Channel, "retry")
+		w.Log.Warn("delivery failed; will retry", "channel", string(p.Channel), "outbox", p.Key, "attempts", attempts, "err", err.Error())
+	}
+	return w.Outbox.MarkFailed(ctx, p.Key, next, dead, shortReason(err))
+}
+
+// backoff is exponential with full jitter: a random delay up to
+// BaseDelay·2^(attempts-1), capped at MaxDelay.
+func (w *Worker) backoff(attempts int) time.Duration {
+	d := w.BaseDelay << min(attempts-1, 20)
+	if d <= 0 || d > w.MaxDelay {
+		d = w.MaxDelay
+	}
+	return d/2 + rand.N(d/2+1)
+}
+
+func (w *Worker) observe(ch engine.Channel, outcome string) {
+	if w.Observe != nil {
+		w.Observe(ch, outcome)
+	}
+}
+
+// shortReason keeps the first 200 bytes of an error for the outbox row.
+// Senders never put addresses or message text in their errors.
+func shortReason(err error) string {
+	s := err.Error()
+	if len(s) > 200 {
+		s = s[:200]
+	}
+	return s
+}

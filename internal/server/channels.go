@@ -1,0 +1,52 @@
+package server
+
+import (
+	"net/http"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/safeflow/safeflow/channels/messenger"
+	"github.com/safeflow/safeflow/channels/twilio"
+	"github.com/safeflow/safeflow/engine"
+)
+
+func (s *Server) twilioConfig() twilio.Config {
+	return twilio.Config{AccountSID: s.cfg.TwilioAccountSID, AuthToken: s.cfg.TwilioAuthToken, From: s.cfg.TwilioFrom,
+		APIURL: s.cfg.TwilioAPIURL, PublicURL: s.cfg.PublicURL, Region: s.cfg.Region}
+}
+
+func (s *Server) messengerConfig() messenger.Config {
+	return messenger.Config{AppSecret: s.cfg.MessengerAppSecret, VerifyToken: s.cfg.MessengerVerifyToken,
+		PageToken: s.cfg.MessengerPageToken, APIURL: s.cfg.MessengerAPIURL}
+}
+
+// wireChannels sets up the senders of the configured providers. A channel
+// without credentials has no sender: in dev mode the phone simulator takes
+// its place.
+func (s *Server) wireChannels() error {
+	client := &http.Client{Timeout: 15 * time.Second}
+	if s.cfg.TwilioAccountSID != "" && s.senders[engine.SMS] == nil {
+		s.senders[engine.SMS] = twilio.NewSender(s.twilioConfig(), client)
+	}
+	if s.cfg.MessengerPageToken != "" && s.senders[engine.Messenger] == nil {
+		s.senders[engine.Messenger] = messenger.NewSender(s.messengerConfig(), client)
+	}
+	s.devSetup()
+	return nil
+}
+
+// channelRoutes mounts the provider webhooks. A provider without its
+// secret configured answers 404: an unsigned webhook is never accepted.
+func (s *Server) channelRoutes(e *echo.Echo) {
+	if s.cfg.TwilioAuthToken != "" {
+		cfg := s.twilioConfig()
+		e.POST("/webhooks/twilio", echo.WrapHandler(twilio.InboundHandler(cfg, "/webhooks/twilio", s.handle)))
+		e.POST("/webhooks/twilio/status", echo.WrapHandler(twilio.StatusHandler(cfg, "/webhooks/twilio/status", s.Store.UpdateDelivery)))
+	}
+	if s.cfg.MessengerAppSecret != "" {
+		h := echo.WrapHandler(messenger.Handler(s.messengerConfig(), s.handle))
+		e.GET("/webhooks/messenger", h)
+		e.POST("/webhooks/messenger", h)
+	}
+}

@@ -1,0 +1,125 @@
+// Package server wires safeflow together: configuration, the store, the
+// flows registry, the engine, the channels, the secure chat, the outbox
+// worker, timers, metrics and the HTTP routes (the only package that knows
+// echo).
+package server
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Config is everything `safeflow serve` needs. Secrets come from the
+// environment or a file, never from flags on a shared machine's process list
+// or from the repository.
+type Config struct {
+	Addr      string `yaml:"addr"`
+	FlowsDir  string `yaml:"flows"`
+	DB        string `yaml:"db"`
+	PublicURL string `yaml:"public_url"`
+	KeysFile  string `yaml:"keys_file"`
+	Dev       bool   `yaml:"dev"`
+
+	TwilioAccountSID string `yaml:"twilio_account_sid"`
+	TwilioAuthToken  string `yaml:"twilio_auth_token"`
+	TwilioFrom       string `yaml:"twilio_from"`
+	TwilioAPIURL     string `yaml:"twilio_api_url"`
+
+	MessengerAppSecret   string `yaml:"messenger_app_secret"`
+	MessengerVerifyToken string `yaml:"messenger_verify_token"`
+	MessengerPageToken   string `yaml:"messenger_page_token"`
+	MessengerAPIURL      string `yaml:"messenger_api_url"`
+
+	// Region is the default phone region for numbers without a country code.
+	Region string `yaml:"region"`
+	// TimeZone is the clinic's IANA time zone, used to read dates.
+	TimeZone string `yaml:"time_zone"`
+}
+
+// envNames maps each setting to its environment variable.
+var envNames = map[string]func(*Config) *string{
+	"SAFEFLOW_ADDR":                   func(c *Config) *string { return &c.Addr },
+	"SAFEFLOW_FLOWS":                  func(c *Config) *string { return &c.FlowsDir },
+	"SAFEFLOW_DB":                     func(c *Config) *string { return &c.DB },
+	"SAFEFLOW_PUBLIC_URL":             func(c *Config) *string { return &c.PublicURL },
+	"SAFEFLOW_KEYS_FILE":              func(c *Config) *string { return &c.KeysFile },
+	"SAFEFLOW_TWILIO_ACCOUNT_SID":     func(c *Config) *string { return &c.TwilioAccountSID },
+	"SAFEFLOW_TWILIO_AUTH_TOKEN":      func(c *Config) *string { return &c.TwilioAuthToken },
+	"SAFEFLOW_TWILIO_FROM":            func(c *Config) *string { return &c.TwilioFrom },
+	"SAFEFLOW_TWILIO_API_URL":         func(c *Config) *string { return &c.TwilioAPIURL },
+	"SAFEFLOW_MESSENGER_APP_SECRET":   func(c *Config) *string { return &c.MessengerAppSecret },
+	"SAFEFLOW_MESSENGER_VERIFY_TOKEN": func(c *Config) *string { return &c.MessengerVerifyToken },
+	"SAFEFLOW_MESSENGER_PAGE_TOKEN":   func(c *Config) *string { return &c.MessengerPageToken },
+	"SAFEFLOW_MESSENGER_API_URL":      func(c *Config) *string { return &c.MessengerAPIURL },
+	"SAFEFLOW_REGION":                 func(c *Config) *string { return &c.Region },
+	"SAFEFLOW_TIME_ZONE":              func(c *Config) *string { return &c.TimeZone },
+}
+
+// Defaults returns the built-in settings.
+func Defaults() Config {
+	return Config{Addr: "127.0.0.1:8080", FlowsDir: "flows", DB: "safeflow.db", KeysFile: "safeflow.keys",
+		TwilioAPIURL: "https://api.twilio.com", MessengerAPIURL: "https://graph.facebook.com", Region: "US"}
+}
+
+// LoadConfig builds the settings from the defaults, then an optional YAML
+// file, then the environment. Flags are applied by the caller last.
+func LoadConfig(file string, getenv func(string) string) (Config, error) {
+	c := Defaults()
+	if file != "" {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return c, fmt.Errorf("read config file: %w", err)
+		}
+		dec := yaml.NewDecoder(strings.NewReader(string(b)))
+		dec.KnownFields(true)
+		if err := dec.Decode(&c); err != nil {
+			return c, fmt.Errorf("config file %s: %w", file, err)
+		}
+	}
+	for name, field := range envNames {
+		if v := getenv(name); v != "" {
+			*field(&c) = v
+		}
+	}
+	return c, nil
+}
+
+// Check refuses settings the service cannot run with, saying how to fix
+// them. In dev mode missing keys and URLs get safe local defaults instead.
+func (c *Config) Check() error {
+	var problems []string
+	if c.PublicURL == "" {
+		if c.Dev {
+			c.PublicURL = "http://" + c.Addr
+		} else {
+			problems = append(problems, "no public URL: set SAFEFLOW_PUBLIC_URL (or --public-url) to the https:// address patients and providers reach, e.g. https://chat.clinic.example")
+		}
+	}
+	if c.PublicURL != "" {
+		u, err := url.Parse(c.PublicURL)
+		switch {
+		case err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http"):
+			problems = append(problems, fmt.Sprintf("the public URL %q is not an http(s) address", c.PublicURL))
+		case u.Scheme != "https" && !c.Dev:
+			problems = append(problems, "the public URL must start with https:// outside --dev: secure links must never travel over plain HTTP")
+		}
+		c.PublicURL = strings.TrimRight(c.PublicURL, "/")
+	}
+	if !c.Dev {
+		if _, err := os.Stat(c.KeysFile); err != nil {
+			problems = append(problems, fmt.Sprintf("no key file at %s: create one with `safeflow keys generate --keys %s` (or set SAFEFLOW_KEYS_FILE)", c.KeysFile, c.KeysFile))
+		}
+	}
+	if c.FlowsDir == "" {
+		problems = append(problems, "no flows folder: set SAFEFLOW_FLOWS (or --flows)")
+	}
+	if len(problems) > 0 {
+		return errors.New("cannot start:\n  - " + strings.Join(problems, "\n  - "))
+	}
+	return nil
+}

@@ -1,0 +1,40 @@
+package server
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+)
+
+// metrics are the service's Prometheus metrics. Labels never carry
+// contact addresses, ids or message content.
+type metrics struct {
+	reg      *prometheus.Registry
+	inbound  *prometheus.CounterVec
+	outbound *prometheus.CounterVec
+	handle   prometheus.Histogram
+	depth    prometheus.Gauge
+	dead     prometheus.Gauge
+	reloads  *prometheus.CounterVec
+	limited  prometheus.Counter
+}
+
+func newMetrics() *metrics {
+	m := &metrics{
+		reg: prometheus.NewRegistry(),
+		inbound: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "safeflow_inbound_messages_total",
+			Help: "Inbound messages by channel and outcome (handled, duplicate, rejected, rate_limited, error)."}, []string{"channel", "status"}),
+		outbound: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "safeflow_outbound_messages_total",
+			Help: "Outbound delivery attempts by channel and outcome (sent, retry, dead)."}, []string{"channel", "status"}),
+		handle: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "safeflow_handle_seconds",
+			Help: "Time to handle one inbound message, store transaction included.", Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14)}),
+		depth: prometheus.NewGauge(prometheus.GaugeOpts{Name: "safeflow_outbox_depth", Help: "Messages waiting for delivery."}),
+		dead:  prometheus.NewGauge(prometheus.GaugeOpts{Name: "safeflow_outbox_dead_letters", Help: "Messages that could not be delivered."}),
+		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "safeflow_flow_reloads_total",
+			Help: "Flow reloads by result (applied, rejected)."}, []string{"result"}),
+		limited: prometheus.NewCounter(prometheus.CounterOpts{Name: "safeflow_rate_limited_total",
+			Help: "Inbound messages dropped by the per-contact rate limit."}),
+	}
+	m.reg.MustRegister(m.inbound, m.outbound, m.handle, m.depth, m.dead, m.reloads, m.limited,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}

@@ -1,0 +1,341 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"github.com/labstack/echo/v4/middleware"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"golang.org/x/time/rate"
+
+	"github.com/safeflow/safeflow/engine"
+	"github.com/safeflow/safeflow/flows"
+	"github.com/safeflow/safeflow/flows/diag"
+	"github.com/safeflow/safeflow/internal/delivery"
+	"github.com/safeflow/safeflow/internal/devphone"
+	"github.com/safeflow/safeflow/internal/seal"
+	"github.com/safeflow/safeflow/internal/store"
+)
+
+// Server is a running safeflow service.
+type Server struct {
+	cfg      Config
+	log      *slog.Logger
+	Store    *store.Store
+	Flows    *flows.Registry
+	Engine   *engine.Engine
+	Echo     *echo.Echo
+	Worker   *delivery.Worker
+	metrics  *metrics
+	wake     chan struct{}
+	limiters *contactLimiter
+	senders  map[engine.Channel]engine.Sender
+	// Phone is the phone simulator in dev mode, else nil.
+	Phone *devphone.Phone
+	// extra holds parts wired by other files (secure chat, dev phone).
+	closers []func()
+	now     func() time.Time
+}
+
+// Option configures a Server beyond its Config.
+type Option func(*Server)
+
+// WithClock sets the service's clock (tests).
+func WithClock(now func() time.Time) Option { return func(s *Server) { s.now = now } }
+
+// WithSender replaces the sender of a channel (tests).
+func WithSender(ch engine.Channel, snd engine.Sender) Option {
+	return func(s *Server) { s.senders[ch] = snd }
+}
+
+// New builds the service from its configuration: it opens the key ring and
+// the store, loads the flows, and wires the engine, channels and routes.
+func New(ctx context.Context, cfg Config, log *slog.Logger, opts ...Option) (*Server, error) {
+	if err := cfg.Check(); err != nil {
+		return nil, err
+	}
+	s := &Server{cfg: cfg, log: log, metrics: newMetrics(), wake: make(chan struct{}, 1),
+		limiters: newContactLimiter(rate.Every(500*time.Millisecond), 20), senders: map[engine.Channel]engine.Sender{}, now: time.Now}
+	for _, o := range opts {
+		o(s)
+	}
+	ring, err := s.keyRing()
+	if err != nil {
+		return nil, err
+	}
+	s.Store, err = store.Open(ctx, cfg.DB, ring, store.WithClock(s.now))
+	if err != nil {
+		return nil, err
+	}
+	s.closers = append(s.closers, func() { s.Store.Close() })
+	s.Flows, err = s.loadFlows(ctx)
+	if err != nil {
+		s.Close()
+		return nil, err
+	}
+	loc := time.Local
+	if cfg.TimeZone != "" {
+		if loc, err = time.LoadLocation(cfg.TimeZone); err != nil {
+			s.Close()
+			return nil, fmt.Errorf("time zone %q: %w", cfg.TimeZone, err)
+		}
+	}
+	eopts := []engine.Option{engine.WithClock(s.now), engine.WithLocation(loc), engine.WithRegion(cfg.Region), engine.WithLogger(log)}
+	eopts = append(eopts, s.secureOptions()...)
+	s.Engine = engine.New(s.Flows, s.Store, eopts...)
+	if err := s.wireChannels(); err != nil {
+		s.Close()
+		return nil, err
+	}
+	s.Worker = &delivery.Worker{Outbox: s.Store, Senders: s.senders, Log: log, Wake: s.wake, Now: s.now,
+		Observe: func(ch engine.Channel, outcome string) { s.metrics.outbound.WithLabelValues(string(ch), outcome).Inc() }}
+	s.routes()
+	return s, nil
+}
+
+// keyRing loads the key file; in dev mode a missing one is created.
+func (s *Server) keyRing() (*seal.Ring, error) {
+	ring, err := seal.Load(s.cfg.KeysFile)
+	if err == nil {
+		return ring, nil
+	}
+	if !s.cfg.Dev || !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("key file: %w", err)
+	}
+	ring, err = seal.Generate()
+	if err != nil {
+		return nil, err
+	}
+	if err := ring.Save(s.cfg.KeysFile); err != nil {
+		return nil, fmt.Errorf("create key file: %w", err)
+	}
+	s.log.Warn("dev mode: created a new local key file; keep it safe and never use dev keys in production", "file", s.cfg.KeysFile)
+	return ring, nil
+}
+
+func (s *Server) loadFlows(ctx context.Context) (*flows.Registry, error) {
+	reg, diags, err := flows.NewRegistry(ctx, s.cfg.FlowsDir, flows.WithVersionStore(s.Store), flows.WithReloadHook(s.reloaded))
+	if err != nil {
+		if len(diags) > 0 {
+			var b strings.Builder
+			diag.WriteText(&b, diags, nil, 10)
+			return nil, fmt.Errorf("cannot start: the flows in %s have errors (run `safeflow validate %s`):\n%s", s.cfg.FlowsDir, s.cfg.FlowsDir, b.String())
+		}
+		return nil, fmt.Errorf("cannot start: %w", err)
+	}
+	return reg, nil
+}
+
+// reloaded reports a flow reload in the log, the metrics and the audit log.
+func (s *Server) reloaded(res flows.ReloadResult) {
+	if res.Applied {
+		s.metrics.reloads.WithLabelValues("applied").Inc()
+		s.log.Info("flows reloaded", "files", res.Files, "warnings", res.Diags.Warnings())
+	} else {
+		s.metrics.reloads.WithLabelValues("rejected").Inc()
+		s.log.Error("flow reload rejected; the last good flows keep serving", "err", res.Err)
+	}
+	if s.Store != nil {
+		outcome := "ok"
+		if !res.Applied {
+			outcome = "failed"
+		}
+		_ = s.Store.Audit(context.Background(), auditRecord("flow.reload", "", outcome))
+	}
+}
+
+// Handler returns the service's HTTP handler.
+func (s *Server) Handler() http.Handler { return s.Echo }
+
+// Close releases the store and anything else held.
+func (s *Server) Close() {
+	for i := len(s.closers) - 1; i >= 0; i-- {
+		s.closers[i]()
+	}
+	s.closers = nil
+}
+
+// handle is the sink every channel hands inbound messages to.
+func (s *Server) handle(ctx context.Context, in engine.Inbound) error {
+	if !s.limiters.allow(string(in.Channel) + "\x00" + in.Address + in.ConversationID) {
+		s.metrics.limited.Inc()
+		s.metrics.inbound.WithLabelValues(string(in.Channel), "rate_limited").Inc()
+		s.log.Warn("inbound message dropped by the per-contact rate limit", "channel", string(in.Channel), "request_id", in.RequestID)
+		return nil
+	}
+	start := time.Now()
+	res, err := s.Engine.Handle(ctx, in)
+	s.metrics.handle.Observe(time.Since(start).Seconds())
+	if err != nil {
+		s.metrics.inbound.WithLabelValues(string(in.Channel), "error").Inc()
+		return err
+	}
+	status := "handled"
+	if res.Duplicate {
+		status = "duplicate"
+	}
+	s.metrics.inbound.WithLabelValues(string(in.Channel), status).Inc()
+	s.Wake()
+	return nil
+}
+
+// Wake tells the outbox worker there is something to send.
+func (s *Server) Wake() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Run serves until ctx ends, then shuts down gracefully: in-flight requests
+// finish, and undelivered outbox rows stay for the next start.
+func (s *Server) Run(ctx context.Context, ln net.Listener) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	background := func(fn func()) {
+		wg.Add(1)
+		go func() { defer wg.Done(); fn() }()
+	}
+	background(func() { s.Worker.Run(ctx) })
+	background(func() { s.tickTimers(ctx) })
+	background(func() { s.gauges(ctx) })
+	background(func() {
+		if err := s.Flows.Watch(ctx, 300*time.Millisecond); err != nil {
+			s.log.Error("watching flow files failed; changes need a restart", "err", err)
+		}
+	})
+	srv := &http.Server{Handler: s.Echo, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelWarn)}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	s.log.Info("safeflow is serving", "addr", ln.Addr().String(), "flows", len(s.Flows.Current().Flows), "dev", s.cfg.Dev)
+	var err error
+	select {
+	case <-ctx.Done():
+	case err = <-errc:
+	}
+	shutdown, stop := context.WithTimeout(context.Background(), 15*time.Second)
+	defer stop()
+	if e := srv.Shutdown(shutdown); e != nil && err == nil {
+		err = e
+	}
+	cancel()
+	wg.Wait()
+	if errors.Is(err, http.ErrServerClosed) {
+		err = nil
+	}
+	return err
+}
+
+func (s *Server) tickTimers(ctx context.Context) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			results, err := s.Engine.Tick(ctx)
+			if err != nil && ctx.Err() == nil {
+				s.log.Error("timers", "err", err)
+			}
+			if len(results) > 0 {
+				s.Wake()
+			}
+		}
+	}
+}
+
+func (s *Server) gauges(ctx context.Context) {
+	t := time.NewTicker(5 * time.Second)
+	defer t.Stop()
+	for {
+		pending, dead, err := s.Store.OutboxCounts(ctx)
+		if err == nil {
+			s.metrics.depth.Set(float64(pending))
+			s.metrics.dead.Set(float64(dead))
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// routes sets up echo.
+func (s *Server) routes() {
+	e := echo.New()
+	e.HideBanner, e.HidePort = true, true
+	e.HTTPErrorHandler = s.httpError
+	e.Use(middleware.RequestID())
+	e.Use(middleware.Recover())
+	e.Use(middleware.BodyLimit("1M"))
+	e.Use(s.accessLog)
+	e.GET("/healthz", func(c echo.Context) error { return c.String(http.StatusOK, "ok\n") })
+	e.GET("/readyz", s.ready)
+	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{})))
+	s.Echo = e
+	s.channelRoutes(e)
+	s.secureRoutes(e)
+	s.devRoutes(e)
+}
+
+// ready reports whether the database answers and flows are loaded.
+func (s *Server) ready(c echo.Context) error {
+	ctx, cancel := context.WithTimeout(c.Request().Context(), 2*time.Second)
+	defer cancel()
+	if err := s.Store.Ping(ctx); err != nil {
+		return c.String(http.StatusServiceUnavailable, "database unreachable\n")
+	}
+	if set := s.Flows.Current(); set == nil || len(set.Flows) == 0 {
+		return c.String(http.StatusServiceUnavailable, "no flows loaded\n")
+	}
+	return c.String(http.StatusOK, "ready\n")
+}
+
+// httpError shows users "internal error" with a request id; the cause goes
+// to the log.
+func (s *Server) httpError(err error, c echo.Context) {
+	if c.Response().Committed {
+		return
+	}
+	code, msg := http.StatusInternalServerError, "internal error"
+	var he *echo.HTTPError
+	if errors.As(err, &he) {
+		code = he.Code
+		if m, ok := he.Message.(string); ok {
+			msg = m
+		}
+	}
+	id := c.Response().Header().Get(echo.HeaderXRequestID)
+	if code >= 500 {
+		s.log.Error("request failed", "route", c.Path(), "request_id", id, "err", err)
+		msg = "internal error"
+	}
+	_ = c.String(code, fmt.Sprintf("%s (request %s)\n", msg, id))
+}
+
+// accessLog logs each request by its route pattern, never its raw path:
+// secure links carry a token in the path.
+func (s *Server) accessLog(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		start := time.Now()
+		err := next(c)
+		if err != nil {
+			c.Error(err)
+		}
+		s.log.Debug("request", "method", c.Request().Method, "route", c.Path(), "status", c.Response().Status,
+			"ms", time.Since(start).Milliseconds(), "request_id", c.Response().Header().Get(echo.HeaderXRequestID))
+		return nil
+	}
+}

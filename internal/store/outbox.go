@@ -1,0 +1,117 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/safeflow/safeflow/engine"
+	"github.com/safeflow/safeflow/internal/seal"
+)
+
+// Pending is an outbox row claimed for delivery.
+type Pending struct {
+	*engine.Outbound
+	// Key is the row's id, for MarkSent and MarkFailed.
+	Key      string
+	Attempts int
+}
+
+type outboxDB struct {
+	Seq      int64  `db:"seq"`
+	ID       string `db:"id"`
+	Conv     string `db:"conversation_id"`
+	Contact  string `db:"contact_id"`
+	Channel  string `db:"channel"`
+	Address  []byte `db:"address_sealed"`
+	Body     []byte `db:"body_sealed"`
+	Link     bool   `db:"link"`
+	Attempts int    `db:"attempts"`
+}
+
+// ClaimOutbox takes up to limit messages that are due, at most one per
+// contact and only a contact's oldest undelivered one, so each contact gets
+// messages in order. A claimed row is leased: if the worker dies, it comes
+// back when the lease ends (delivery is at least once).
+func (s *Store) ClaimOutbox(ctx context.Context, now time.Time, lease time.Duration, limit int) ([]Pending, error) {
+	lock := ""
+	if s.pg {
+		lock = " FOR UPDATE SKIP LOCKED"
+	}
+	var rows []outboxDB
+	err := s.db.SelectContext(ctx, &rows, s.q(`UPDATE outbox SET status = 'sending', next_attempt = ?, updated = ?
+		WHERE seq IN (
+			SELECT o.seq FROM outbox o
+			WHERE o.status IN ('pending', 'sending') AND o.next_attempt <= ?
+			AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.contact_id = o.contact_id AND p.seq < o.seq
+				AND p.status IN ('pending', 'sending'))
+			ORDER BY o.seq LIMIT ?`+lock+`)
+		RETURNING seq, id, conversation_id, contact_id, channel, address_sealed, body_sealed, link, attempts`),
+		micros(now.Add(lease)), micros(now), micros(now), limit)
+	if err != nil {
+		return nil, fmt.Errorf("claim outbox: %w", err)
+	}
+	out := make([]Pending, 0, len(rows))
+	for _, r := range rows {
+		addr, err := s.ring.OpenString(r.Address, seal.AD{Table: "outbox", Column: "address", Row: r.ID})
+		if err != nil {
+			return nil, fmt.Errorf("open outbox %s: %w", r.ID, err)
+		}
+		raw, err := s.ring.Open(r.Body, seal.AD{Table: "outbox", Column: "body", Row: r.ID})
+		if err != nil {
+			return nil, fmt.Errorf("open outbox %s: %w", r.ID, err)
+		}
+		var p outboundPayload
+		if err := json.Unmarshal(raw, &p); err != nil {
+			return nil, fmt.Errorf("outbox %s: %w", r.ID, err)
+		}
+		out = append(out, Pending{Key: r.ID, Attempts: r.Attempts, Outbound: &engine.Outbound{ID: r.Seq, ConversationID: r.Conv,
+			ContactID: r.Contact, Channel: engine.Channel(r.Channel), Address: addr, Text: p.Text, Choices: p.Choices,
+			Input: p.Input, Link: r.Link, Sensitive: p.Sensitive, System: p.System}})
+	}
+	return out, nil
+}
+
+// MarkSent records a delivered message and the provider's id for it.
+func (s *Store) MarkSent(ctx context.Context, key, providerID string) error {
+	_, err := s.db.ExecContext(ctx, s.q(`UPDATE outbox SET status = 'sent', provider_id = ?, attempts = attempts + 1, updated = ? WHERE id = ?`),
+		providerID, micros(s.now()), key)
+	return err
+}
+
+// MarkFailed records a failed attempt: the message is tried again at next,
+// or, when dead, moved to the dead letters. reason is the provider's error
+// code or a short description, never message content.
+func (s *Store) MarkFailed(ctx context.Context, key string, next time.Time, dead bool, reason string) error {
+	status := "pending"
+	if dead {
+		status = "dead"
+	}
+	_, err := s.db.ExecContext(ctx, s.q(`UPDATE outbox SET status = ?, attempts = attempts + 1, next_attempt = ?, error = ?, updated = ? WHERE id = ?`),
+		status, micros(next), reason, micros(s.now()), key)
+	return err
+}
+
+// UpdateDelivery records a provider's delivery report for a sent message.
+func (s *Store) UpdateDelivery(ctx context.Context, st engine.DeliveryStatus) error {
+	status := "sent"
+	switch st.Status {
+	case "delivered", "read":
+		status = "delivered"
+	case "undelivered", "failed":
+		status = "undelivered"
+	}
+	_, err := s.db.ExecContext(ctx, s.q(`UPDATE outbox SET status = ?, error = ?, updated = ? WHERE provider_id = ? AND channel = ?
+		AND status IN ('sent', 'delivered')`), status, st.ErrorCode, micros(s.now()), st.ProviderID, string(st.Channel))
+	return err
+}
+
+// OutboxCounts returns how many messages wait for delivery and how many are
+// dead letters.
+func (s *Store) OutboxCounts(ctx context.Context) (pending, dead int, err error) {
+	err = s.db.QueryRowxContext(ctx, `SELECT
+		COALESCE(SUM(CASE WHEN status IN ('pending', 'sending') THEN 1 ELSE 0 END), 0),
+		COALESCE(SUM(CASE WHEN status = 'dead' THEN 1 ELSE 0 END), 0) FROM outbox`).Scan(&pending, &dead)
+	return pending, dead, err
+}
