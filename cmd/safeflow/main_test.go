@@ -24,7 +24,12 @@ func TestScripts(t *testing.T) {
 	testscript.Run(t, testscript.Params{
 		Dir:                 "testdata/script",
 		RequireExplicitExec: true,
-		Cmds:                map[string]func(*testscript.TestScript, bool, []string){"exitcode": exitCode},
+		Cmds: map[string]func(*testscript.TestScript, bool, []string){
+			"exitcode":    exitCode,
+			"sqlite-exec": sqliteExec,
+			"seed-db":     seedDB,
+			"filemode":    fileMode,
+		},
 	})
 }
 
