@@ -112,8 +112,11 @@ var ErrNoConversation = errors.New("no such open conversation")
 // Handle applies one inbound message to its conversation.
 func (e *Engine) Handle(ctx context.Context, in Inbound) (*Result, error) {
 	res := &Result{}
+	var r *run
 	err := e.store.Tx(ctx, func(tx Tx) error {
 		*res = Result{}
+		r.release() // when the store retries the transaction
+		r = nil
 		if in.ProviderID != "" {
 			fresh, err := tx.MarkInbound(ctx, in.Channel, in.ProviderID)
 			if err != nil {
@@ -124,16 +127,18 @@ func (e *Engine) Handle(ctx context.Context, in Inbound) (*Result, error) {
 				return nil
 			}
 		}
-		r, err := e.load(ctx, tx, in)
-		if err != nil {
+		var err error
+		if r, err = e.load(ctx, tx, in); err != nil {
 			return err
 		}
 		r.res, r.source, r.requestID = res, in.Source, in.RequestID
+		r.actor, r.actorID = "contact", r.contact.ID
 		if err := r.inbound(in); err != nil {
 			return err
 		}
 		return r.flush()
 	})
+	r.release()
 	if err != nil {
 		return nil, err
 	}
@@ -141,8 +146,8 @@ func (e *Engine) Handle(ctx context.Context, in Inbound) (*Result, error) {
 }
 
 // load finds or creates the contact and loads (and locks) its conversation.
+// The run it returns comes from the pool: the caller releases it.
 func (e *Engine) load(ctx context.Context, tx Tx, in Inbound) (*run, error) {
-	r := &run{e: e, ctx: ctx, tx: tx}
 	if in.Channel == Secure {
 		conv, err := tx.Conversation(ctx, in.ConversationID)
 		if err != nil {
@@ -152,8 +157,7 @@ func (e *Engine) load(ctx context.Context, tx Tx, in Inbound) (*run, error) {
 		if err != nil {
 			return nil, fmt.Errorf("load contact: %w", err)
 		}
-		r.contact = contact
-		return r, r.attach(conv)
+		return e.runOn(ctx, tx, contact, conv)
 	}
 	if !in.Channel.IsOrigin() {
 		return nil, fmt.Errorf("unknown channel %q", in.Channel)
@@ -168,15 +172,27 @@ func (e *Engine) load(ctx context.Context, tx Tx, in Inbound) (*run, error) {
 	case err != nil:
 		return nil, fmt.Errorf("load contact: %w", err)
 	}
-	r.contact = contact
 	conv, err := tx.OpenConversation(ctx, contact.ID)
 	switch {
 	case errors.Is(err, ErrNotFound):
-		return r, nil
+		conv = nil
 	case err != nil:
 		return nil, fmt.Errorf("load conversation: %w", err)
 	}
-	return r, r.attach(conv)
+	return e.runOn(ctx, tx, contact, conv)
+}
+
+// runOn returns a pooled run on a contact and its conversation, if any.
+func (e *Engine) runOn(ctx context.Context, tx Tx, contact *Contact, conv *Conversation) (*run, error) {
+	r := e.newRun(ctx, tx)
+	r.contact = contact
+	if conv != nil {
+		if err := r.attach(conv); err != nil {
+			r.release()
+			return nil, err
+		}
+	}
+	return r, nil
 }
 
 // Start begins a flow for a contact at the clinic's initiative (for example
@@ -194,10 +210,12 @@ func (e *Engine) Start(ctx context.Context, flowID string, ch Channel, address, 
 		return nil, fmt.Errorf("start: flow %q has no step %q", flowID, step)
 	}
 	res := &Result{}
+	var r *run
 	err := e.store.Tx(ctx, func(tx Tx) error {
 		*res = Result{}
-		r, err := e.load(ctx, tx, Inbound{Channel: ch, Address: address})
-		if err != nil {
+		r.release() // when the store retries the transaction
+		var err error
+		if r, err = e.load(ctx, tx, Inbound{Channel: ch, Address: address}); err != nil {
 			return err
 		}
 		r.res = res
@@ -220,10 +238,11 @@ func (e *Engine) Start(ctx context.Context, flowID string, ch Channel, address, 
 			}
 			r.conv.Vars[k] = v
 		}
-		r.env = nil
+		r.envOK = false
 		r.enter(f.Step(step), nil)
 		return r.flush()
 	})
+	r.release()
 	if err != nil {
 		return nil, err
 	}
@@ -233,8 +252,11 @@ func (e *Engine) Start(ctx context.Context, flowID string, ch Channel, address, 
 // onConversation runs fn on a locked, open conversation in a transaction.
 func (e *Engine) onConversation(ctx context.Context, id string, fn func(*run) error) (*Result, error) {
 	res := &Result{}
+	var r *run
 	err := e.store.Tx(ctx, func(tx Tx) error {
 		*res = Result{}
+		r.release() // when the store retries the transaction
+		r = nil
 		conv, err := tx.Conversation(ctx, id)
 		if errors.Is(err, ErrNotFound) {
 			return ErrNoConversation
@@ -249,15 +271,16 @@ func (e *Engine) onConversation(ctx context.Context, id string, fn func(*run) er
 		if err != nil {
 			return fmt.Errorf("load contact: %w", err)
 		}
-		r := &run{e: e, ctx: ctx, tx: tx, contact: contact, res: res}
-		if err := r.attach(conv); err != nil {
+		if r, err = e.runOn(ctx, tx, contact, conv); err != nil {
 			return err
 		}
+		r.res = res
 		if err := fn(r); err != nil {
 			return err
 		}
 		return r.flush()
 	})
+	r.release()
 	if err != nil {
 		return nil, err
 	}
@@ -269,10 +292,25 @@ func (e *Engine) onConversation(ctx context.Context, id string, fn func(*run) er
 // now asks its question there.
 func (e *Engine) SecureOpened(ctx context.Context, conversationID string) (*Result, error) {
 	return e.onConversation(ctx, conversationID, func(r *run) error {
+		if r.conv.Secure == SecureOpen {
+			return nil // already open: the page has what it needs
+		}
 		r.conv.Secure = SecureOpen
 		step := r.step()
-		if step != nil && !r.conv.PromptSent && r.conv.Status == Active {
-			r.body(step)
+		if step == nil || r.conv.Status != Active {
+			return nil
+		}
+		switch {
+		case !r.conv.PromptSent:
+			// The step waited for the page: run it here, and go on from it
+			// when it asks nothing (a sensitive `say` with a `next`).
+			if next, edge := r.body(step); next != nil {
+				r.enter(next, edge)
+			}
+		case step.Ask != nil:
+			// An agent moved the chat here mid-question: ask it again on
+			// the page, where the answer is now expected.
+			r.prompt(step)
 		}
 		return nil
 	})
@@ -296,7 +334,8 @@ func (e *Engine) SecureClosed(ctx context.Context, conversationID string) (*Resu
 // on the secure page until it ends.
 func (e *Engine) ForceSecure(ctx context.Context, conversationID, agent string) (*Result, error) {
 	return e.onConversation(ctx, conversationID, func(r *run) error {
-		r.event(EventSwitchSecure, agent, "ok", "")
+		r.actor, r.actorID = "agent", agent
+		r.event(EventSwitchSecure, "", "ok", "")
 		r.conv.StaySecure = true
 		if r.conv.Secure == SecureOpen {
 			return nil
@@ -310,11 +349,12 @@ func (e *Engine) ForceSecure(ctx context.Context, conversationID, agent string) 
 // the handoff step.
 func (e *Engine) HandBack(ctx context.Context, conversationID, agent string) (*Result, error) {
 	return e.onConversation(ctx, conversationID, func(r *run) error {
+		r.actor, r.actorID = "agent", agent
 		if r.conv.Status != HandedOff {
 			return fmt.Errorf("hand back: the conversation is not handed off")
 		}
 		r.conv.Status = Active
-		r.event(EventHandBack, agent, "ok", "")
+		r.event(EventHandBack, "", "ok", "")
 		step := r.step()
 		if step == nil || step.Handoff == "" {
 			// Handed off by a keyword or a failed question: ask again.

@@ -2,10 +2,9 @@ package engine
 
 import (
 	"fmt"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/safeflow/safeflow/engine/answer"
@@ -37,25 +36,35 @@ func (r *run) lang() string {
 }
 
 // text picks the message's text in the contact's language, falling back to
-// the flow's language, then to the language-neutral text.
+// the language-neutral text, then to the flow's language.
 func (r *run) text(m *flows.Message) *flows.Template {
-	if t := m.Text[r.lang()]; t != nil {
+	flowLang := ""
+	if r.flow != nil {
+		flowLang = r.flow.Language
+	}
+	return pickText(m, r.lang(), flowLang)
+}
+
+// pickText returns m's text in lang, else its language-neutral text, else
+// the text in flowLang, else the first by language code, so that the
+// choice never depends on map order.
+func pickText(m *flows.Message, lang, flowLang string) *flows.Template {
+	if t := m.Text[lang]; t != nil {
 		return t
 	}
 	if t := m.Text[""]; t != nil {
 		return t
 	}
-	if r.flow != nil {
-		if t := m.Text[r.flow.Language]; t != nil {
-			return t
+	if t := m.Text[flowLang]; t != nil {
+		return t
+	}
+	first := ""
+	for k := range m.Text {
+		if first == "" || k < first {
+			first = k
 		}
 	}
-	keys := make([]string, 0, len(m.Text))
-	for k := range m.Text {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return m.Text[keys[0]]
+	return m.Text[first]
 }
 
 // send renders a flow message and addresses it. ask, when set, attaches the
@@ -81,14 +90,11 @@ func (r *run) send(step *flows.Step, m *flows.Message, ask *flows.Ask, input str
 	}
 	o := &Outbound{Channel: ch, Text: body, Input: input, Sensitive: sensitive || ch == Secure}
 	if ask != nil && len(ask.Choices) > 0 {
-		opts := r.e.choiceOptions(ask, r.lang())
+		cl := r.info().choiceList(ask, r.lang())
 		if ch == SMS {
-			o.Text += "\n" + answer.RenderChoices(opts, r.lang())
+			o.Text += "\n" + cl.sms
 		} else {
-			o.Choices = make([]OutChoice, len(opts))
-			for i, c := range opts {
-				o.Choices[i] = OutChoice{Title: c.Label, Payload: c.Value}
-			}
+			o.Choices = slices.Clone(cl.out) // the caller may change its copy
 		}
 	}
 	r.emit(o)
@@ -96,6 +102,12 @@ func (r *run) send(step *flows.Step, m *flows.Message, ask *flows.Ask, input str
 
 // emit addresses an outbound message and records it.
 func (r *run) emit(o *Outbound) {
+	if r.contact.OptedOut && o.Channel.IsOrigin() {
+		// Nothing goes to an opted-out contact on SMS or Messenger, whatever
+		// produced it (a timer, an agent's hand-back), until START.
+		r.eventOn(EventRefused, r.stepID(), o.Channel, "denied", "the contact has opted out")
+		return
+	}
 	o.ContactID = r.contact.ID
 	if o.Channel != Secure {
 		o.Address = r.contact.Address
@@ -105,7 +117,7 @@ func (r *run) emit(o *Outbound) {
 	}
 	if r.conv != nil {
 		o.ConversationID = r.conv.ID
-		r.lines = append(r.lines, TranscriptLine{At: r.e.now(), Channel: o.Channel, Text: o.Text,
+		r.lines = append(r.lines, TranscriptLine{At: r.now(), Channel: o.Channel, Text: o.Text,
 			Step: r.conv.Step, Sensitive: o.Sensitive})
 	}
 	r.out = append(r.out, o)
@@ -115,28 +127,39 @@ func (r *run) emit(o *Outbound) {
 // leaks reports whether a message bound for SMS or Messenger would show a
 // sensitive value: through a sensitive variable in its template, or because
 // a sensitive value's text appears in the body.
+//
+// Which variables are sensitive is worked out again from the flow's steps
+// (flowInfo.sensitive), so that a flaw in the static check, or a model
+// changed after it ran, still cannot put a sensitive value on SMS.
 func (r *run) leaks(t *flows.Template, body string) bool {
 	if r.flow == nil || r.conv == nil {
 		return false
 	}
+	sensitive := r.info().sensitive
 	for _, p := range t.Parts {
 		if p.Expr == nil {
 			continue
 		}
+		if p.Expr.UsesInput && r.inputSensitive {
+			return true
+		}
 		for _, v := range p.Expr.Vars {
-			if fv := r.flow.Variables[v]; fv != nil && fv.Sensitive {
+			if sensitive[v] {
 				return true
 			}
 		}
 	}
-	for name, v := range r.conv.Vars {
-		fv := r.flow.Variables[name]
-		if fv == nil || !fv.Sensitive {
+	for name := range sensitive {
+		v, ok := r.conv.Vars[name]
+		if !ok {
 			continue
 		}
 		if s := format(v, r.lang()); len(s) >= 4 && strings.Contains(body, s) {
 			return true
 		}
+	}
+	if r.inputSensitive && len(r.input) >= 4 && strings.Contains(body, r.input) {
+		return true
 	}
 	return false
 }
@@ -148,6 +171,7 @@ func (r *run) render(t *flows.Template, step *flows.Step) string {
 		return t.Parts[0].Lit
 	}
 	var b strings.Builder
+	b.Grow(len(t.Source) + 32) // room for typical values: one allocation
 	for _, p := range t.Parts {
 		if p.Expr == nil {
 			b.WriteString(p.Lit)
@@ -175,26 +199,38 @@ func (r *run) eval(e *flows.Expr) (any, error) {
 		}
 		return r.conv.Vars[e.Ident], nil
 	}
-	return r.machine.Run(e.Program, r.envMap())
+	env := r.envMap()
+	if e.UsesInput {
+		// Set here rather than in envMap: few expressions read it, and
+		// putting a string in the map costs an allocation.
+		env["input"] = r.input
+	}
+	return r.machine.Run(e.Program, env)
 }
 
+// envMap returns the expression environment, filling it on first use in
+// the run. The map itself is reused from run to run (see runPool). A
+// variable not yet saved is simply absent: expr reads a missing key of a
+// map[string]any environment as nil, as it would read a nil value.
 func (r *run) envMap() map[string]any {
-	if r.env != nil {
+	if r.envOK {
 		return r.env
 	}
-	env := make(map[string]any, len(r.e.helpers)+len(r.flow.Variables)+2)
+	env := r.env
+	if env == nil {
+		env = make(map[string]any, len(r.e.helpers)+len(r.conv.Vars)+2)
+		r.env = env
+	} else {
+		clear(env)
+	}
 	for k, v := range r.e.helpers {
 		env[k] = v
-	}
-	for k := range r.flow.Variables {
-		env[k] = nil
 	}
 	for k, v := range r.conv.Vars {
 		env[k] = v
 	}
-	env["input"] = r.input
-	env["contact"] = flows.Contact{Channel: string(r.conv.Origin), Language: r.lang()}
-	r.env = env
+	env["contact"] = r.info().contact(r.conv.Origin, r.lang())
+	r.envOK = true
 	return env
 }
 
@@ -220,47 +256,14 @@ func format(v any, lang string) string {
 	return fmt.Sprint(v)
 }
 
-// choiceKey caches the answer options of a question per language.
-type choiceKey struct {
-	ask  *flows.Ask
-	lang string
-}
-
-var choiceCache sync.Map // choiceKey → []answer.Option
-
-func (e *Engine) choiceOptions(a *flows.Ask, lang string) []answer.Option {
-	key := choiceKey{a, lang}
-	if v, ok := choiceCache.Load(key); ok {
-		return v.([]answer.Option)
-	}
-	opts := make([]answer.Option, len(a.Choices))
-	for i, c := range a.Choices {
-		label := c.Value
-		if c.Label != nil {
-			if t := c.Label.Text[lang]; t != nil {
-				label = t.Literal()
-			} else if t := c.Label.Text[""]; t != nil {
-				label = t.Literal()
-			} else {
-				for _, t := range c.Label.Text {
-					label = t.Literal()
-					break
-				}
-			}
-		}
-		opts[i] = answer.Option{Value: c.Value, Label: label, Synonyms: c.Synonyms}
-	}
-	v, _ := choiceCache.LoadOrStore(key, opts)
-	return v.([]answer.Option)
-}
-
-// options builds the parse options of a question.
-func (e *Engine) options(a *flows.Ask, lang string) *answer.Options {
-	o := &answer.Options{Now: e.clock(), DateOrder: e.order, Region: e.region, Min: a.Min, Max: a.Max, Pattern: a.Pattern}
+// options fills the run's parse options for a question; they live in the
+// run so that parsing an answer allocates none.
+func (r *run) options(a *flows.Ask) *answer.Options {
+	r.opts = answer.Options{Now: r.e.clock(), DateOrder: r.e.order, Region: r.e.region, Min: a.Min, Max: a.Max, Pattern: a.Pattern}
 	if len(a.Choices) > 0 {
-		o.Choices = e.choiceOptions(a, lang)
+		r.opts.Choices = r.info().choiceList(a, r.lang()).opts
 	}
-	return o
+	return &r.opts
 }
 
 // system sends one of safeflow's own messages on the reply channel.
@@ -296,7 +299,7 @@ func (r *run) sendLink(fresh bool) {
 	if fresh {
 		r.conv.LinkResends = 0
 	}
-	r.conv.Secure, r.conv.LinkSentAt = SecurePending, r.e.now()
+	r.conv.Secure, r.conv.LinkSentAt = SecurePending, r.now()
 	r.event(EventLinkIssued, r.stepID(), "ok", "")
 	var body string
 	if m := r.flow.Secure.LinkMessage; m != nil {
@@ -321,7 +324,7 @@ func (r *run) sendLink(fresh bool) {
 // waits on the secure page: a fresh link, at most every few minutes and a
 // few times per segment, else a pointer to the link already sent.
 func (r *run) pointToLink() {
-	if r.conv.Secure == SecureOpen || r.e.now().Sub(r.conv.LinkSentAt) < r.e.resend || r.conv.LinkResends >= r.e.maxLinks {
+	if r.conv.Secure == SecureOpen || r.now().Sub(r.conv.LinkSentAt) < r.e.resend || r.conv.LinkResends >= r.e.maxLinks {
 		r.sendSystem(r.conv.Origin, "pointer")
 		return
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/expr-lang/expr/vm"
@@ -38,10 +39,23 @@ type run struct {
 	res     *Result
 
 	source, requestID string
+	actor, actorID    string
 	replyCh           Channel
 	input             string
-	env               map[string]any
-	machine           vm.VM
+	// inputSensitive is true when input was typed on the secure page or in
+	// a sensitive step: then no SMS or Messenger message may show it.
+	inputSensitive bool
+	// env is the expression environment, filled on first use (envOK).
+	env     map[string]any
+	envOK   bool
+	machine vm.VM
+	opts    answer.Options
+	// at is the engine's time for the whole run: every record of one
+	// transaction carries the same instant.
+	at time.Time
+	// fi is the info of fiFlow, kept while the run stays on that flow.
+	fi     *flowInfo
+	fiFlow *flows.Flow
 
 	lines        []TranscriptLine
 	out          []*Outbound
@@ -49,6 +63,53 @@ type run struct {
 	timers       []Timer
 	timersDirty  bool
 	contactDirty bool
+}
+
+// runPool recycles runs with the slices, environment map and VM they have
+// grown, so that handling a message allocates little.
+var runPool = sync.Pool{New: func() any { return new(run) }}
+
+// newRun returns a run from the pool. Give it back with release once the
+// transaction is over, not before: a store may keep the slices it was given
+// until it commits.
+func (e *Engine) newRun(ctx context.Context, tx Tx) *run {
+	r := runPool.Get().(*run)
+	r.e, r.ctx, r.tx = e, ctx, tx
+	return r
+}
+
+// release returns r to the pool, dropping every reference it holds to the
+// conversation so that nothing of it lingers in pooled memory.
+//
+// release on a nil run does nothing, so that callers need not check.
+func (r *run) release() {
+	if r == nil {
+		return
+	}
+	clear(r.env)
+	clear(r.lines)
+	clear(r.out)
+	clear(r.events)
+	env, machine := r.env, r.machine
+	lines, out, events := r.lines[:0], r.out[:0], r.events[:0]
+	*r = run{env: env, machine: machine, lines: lines, out: out, events: events}
+	runPool.Put(r)
+}
+
+// now returns the engine's time for this run.
+func (r *run) now() time.Time {
+	if r.at.IsZero() {
+		r.at = r.e.now()
+	}
+	return r.at
+}
+
+// info returns the flowInfo of the run's flow.
+func (r *run) info() *flowInfo {
+	if r.fiFlow != r.flow || r.fi == nil {
+		r.fi, r.fiFlow = infoOf(r.flow), r.flow
+	}
+	return r.fi
 }
 
 // attach sets the conversation and finds its flow version.
@@ -82,8 +143,16 @@ func (r *run) begin(f *flows.Flow, ch Channel) error {
 		if err := r.flushConversation(); err != nil {
 			return err
 		}
+		if r.timersDirty {
+			// The timers belong to the old conversation: clear them now,
+			// before r.conv names the new one.
+			if err := r.tx.SetTimers(r.ctx, old.ID, nil); err != nil {
+				return fmt.Errorf("set timers: %w", err)
+			}
+			r.timers, r.timersDirty = nil, false
+		}
 	}
-	now := r.e.now()
+	now := r.now()
 	lang := r.contact.Language
 	if lang == "" {
 		lang = f.Language
@@ -94,7 +163,7 @@ func (r *run) begin(f *flows.Flow, ch Channel) error {
 	if ch.IsOrigin() {
 		r.conv.Origin = ch
 	}
-	r.flow, r.env = f, nil
+	r.flow, r.envOK = f, false
 	if err := r.tx.SaveConversation(r.ctx, r.conv); err != nil {
 		return fmt.Errorf("save conversation: %w", err)
 	}
@@ -106,7 +175,7 @@ func (r *run) inbound(in Inbound) error {
 	text := strings.TrimSpace(in.Text)
 	r.replyCh = in.Channel
 	step := r.step()
-	r.lines = append(r.lines, TranscriptLine{At: r.e.now(), Inbound: true, Channel: in.Channel, Text: in.Text,
+	r.lines = append(r.lines, TranscriptLine{At: r.now(), Inbound: true, Channel: in.Channel, Text: in.Text,
 		Step: r.stepID(), Sensitive: in.Channel == Secure || step != nil && step.Sensitive})
 	r.eventOn(EventMessageIn, "", in.Channel, "ok", "")
 	word := strings.ToUpper(strings.Trim(text, " .!"))
@@ -115,9 +184,11 @@ func (r *run) inbound(in Inbound) error {
 		switch {
 		case optOutWords[word]:
 			if !r.contact.OptedOut {
+				// The confirmation is the last message the contact gets, so
+				// it goes out before the opt-out takes effect.
+				r.system("optout")
 				r.contact.OptedOut, r.contactDirty = true, true
 				r.event(EventOptOut, "", "ok", "")
-				r.system("optout")
 			}
 			return nil
 		case optInWords[word]:
@@ -171,7 +242,7 @@ func (r *run) inbound(in Inbound) error {
 	if r.conv.Status != Active || step == nil {
 		return nil // handed off or waiting: the transcript keeps the message
 	}
-	if in.Channel.IsOrigin() && (step.Sensitive || r.conv.StaySecure && r.conv.Secure != SecureNone) {
+	if in.Channel.IsOrigin() && (step.Sensitive || r.staysSecure() && r.conv.Secure != SecureNone) {
 		// Never take an answer to a sensitive question from SMS or Messenger.
 		r.pointToLink()
 		return nil
@@ -181,6 +252,12 @@ func (r *run) inbound(in Inbound) error {
 	}
 	r.answer(step, text, in.Payload)
 	return nil
+}
+
+// staysSecure reports whether the conversation keeps to the secure page
+// once there: an agent moved it, or the flow says `return: stay`.
+func (r *run) staysSecure() bool {
+	return r.conv.StaySecure || r.flow != nil && r.flow.Secure.Return == "stay"
 }
 
 func (r *run) stepID() string {
@@ -210,15 +287,12 @@ func (r *run) keyword(k *flows.Keyword) {
 // answer applies an answer to the current question.
 func (r *run) answer(step *flows.Step, text, payload string) {
 	a := step.Ask
-	r.input = text
-	if r.env != nil {
-		r.env["input"] = text
-	}
+	r.input, r.inputSensitive = text, step.Sensitive || r.replyCh == Secure
 	raw := text
 	if payload != "" && a.Type == flows.TypeChoice {
 		raw = payload
 	}
-	v, err := answer.Parse(a.Type, raw, r.e.options(a, r.lang()))
+	v, err := answer.Parse(a.Type, raw, r.options(a))
 	if err != nil {
 		r.conv.Attempts++
 		if r.conv.Attempts >= a.Attempts {
@@ -244,6 +318,7 @@ func (r *run) answer(step *flows.Step, text, payload string) {
 		if a.Save == "language" {
 			if lang, ok := v.(string); ok && r.speaks(lang) {
 				r.conv.Language, r.contact.Language, r.contactDirty = lang, lang, true
+				r.envOK = false // `contact.language` has changed
 			}
 		}
 	}
@@ -262,7 +337,7 @@ func (r *run) speaks(lang string) bool {
 
 func (r *run) setVar(name string, v any) {
 	r.conv.Vars[name] = v
-	if r.env != nil {
+	if r.envOK {
 		r.env[name] = v
 	}
 }
@@ -316,7 +391,7 @@ func (r *run) body(step *flows.Step) (*flows.Step, *flows.Edge) {
 	for _, m := range step.Say {
 		r.send(step, m, nil, "")
 	}
-	now := r.e.now()
+	now := r.now()
 	switch {
 	case step.Ask != nil:
 		r.prompt(step)
@@ -387,6 +462,9 @@ func (r *run) route(step *flows.Step) (*flows.Step, *flows.Edge) {
 			}
 		}
 		t := r.flow.Step(rt.Goto)
+		if r.e.observe == nil {
+			return t, nil // only an observer needs to know the edge
+		}
 		return t, &flows.Edge{From: step, To: t, Kind: flows.EdgeNext, Route: rt}
 	}
 	return nil, nil
@@ -430,6 +508,11 @@ func (r *run) fire(t Timer) {
 	r.conv.TimerDue = time.Time{}
 	switch t.Kind {
 	case TimerReminder:
+		if step.Ask != nil && step.Ask.Timeout > 0 {
+			// The question's timeout is still pending: keep it known, so
+			// that leaving the step clears it.
+			r.conv.TimerDue = t.Due.Add(step.Ask.Timeout - step.Ask.RemindAfter)
+		}
 		if r.conv.Status != Active || step.Ask == nil || step.Ask.Reminder == nil {
 			return
 		}
@@ -469,13 +552,17 @@ func (r *run) eventOn(action, object string, ch Channel, outcome, reason string)
 			ch = r.conv.Origin
 		}
 	}
-	r.events = append(r.events, Event{Action: action, Object: object, ConversationID: id, Channel: ch,
-		Outcome: outcome, Reason: reason, Source: r.source, RequestID: r.requestID, At: r.e.now()})
+	actor := r.actor
+	if actor == "" {
+		actor = "system"
+	}
+	r.events = append(r.events, Event{Actor: actor, ActorID: r.actorID, Action: action, Object: object, ConversationID: id, Channel: ch,
+		Outcome: outcome, Reason: reason, Source: r.source, RequestID: r.requestID, At: r.now()})
 }
 
 // flushConversation saves the conversation now.
 func (r *run) flushConversation() error {
-	r.conv.Updated = r.e.now()
+	r.conv.Updated = r.now()
 	if err := r.tx.SaveConversation(r.ctx, r.conv); err != nil {
 		return fmt.Errorf("save conversation: %w", err)
 	}

@@ -149,6 +149,9 @@ type TranscriptLine struct {
 // Event is an action worth recording in the audit log. It never holds
 // message content, tokens or session ids.
 type Event struct {
+	// Actor is who acted: "contact", "agent" or "system"; ActorID names them.
+	Actor          string
+	ActorID        string
 	Action         string
 	Object         string
 	ConversationID string

@@ -18,50 +18,91 @@ import (
 type Store struct {
 	mu       sync.Mutex
 	seq      int64
-	inbound  map[string]bool
+	inbound  map[inboundKey]bool
 	contacts map[string]*engine.Contact
-	byAddr   map[string]string
+	byAddr   map[addrKey]string
 	convs    map[string]*engine.Conversation
 	open     map[string]string // contact id → open conversation id
 	timers   map[int64]engine.Timer
-	lines    []engine.TranscriptLine
-	outbox   []*engine.Outbound
-	events   []engine.Event
-	links    []engine.SecureLink
+	// convTimers indexes timers by conversation, so that replacing one
+	// conversation's timers does not scan every timer.
+	convTimers map[string][]int64
+	// The logs are append-only. A transaction appends to them directly
+	// and a rollback cuts them back to where it began.
+	lines  chunks[engine.TranscriptLine]
+	outbox chunks[engine.Outbound]
+	events chunks[engine.Event]
+	links  []engine.SecureLink
+	// tx is reused by every transaction: only one runs at a time, and
+	// reusing its maps keeps a transaction from allocating them anew.
+	tx tx
+}
+
+// inboundKey identifies a provider message on a channel.
+type inboundKey struct {
+	ch engine.Channel
+	id string
+}
+
+// addrKey identifies a contact by channel and address.
+type addrKey struct {
+	ch   engine.Channel
+	addr string
 }
 
 // New returns an empty store.
 func New() *Store {
-	return &Store{inbound: map[string]bool{}, contacts: map[string]*engine.Contact{}, byAddr: map[string]string{},
-		convs: map[string]*engine.Conversation{}, open: map[string]string{}, timers: map[int64]engine.Timer{}}
+	s := &Store{inbound: map[inboundKey]bool{}, contacts: map[string]*engine.Contact{}, byAddr: map[addrKey]string{},
+		convs: map[string]*engine.Conversation{}, open: map[string]string{}, timers: map[int64]engine.Timer{},
+		convTimers: map[string][]int64{}}
+	s.tx = tx{s: s, contacts: map[string]*engine.Contact{}, convs: map[string]*engine.Conversation{},
+		inbound: map[inboundKey]bool{}, timers: map[string][]engine.Timer{}, deleted: map[int64]bool{}}
+	return s
 }
 
 // Tx runs fn with the store locked; its writes apply only if fn succeeds.
 func (s *Store) Tx(ctx context.Context, fn func(engine.Tx) error) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	t := &tx{s: s, contacts: map[string]*engine.Contact{}, convs: map[string]*engine.Conversation{},
-		inbound: map[string]bool{}, timers: map[string][]engine.Timer{}, deleted: map[int64]bool{}, seq: s.seq}
-	if err := fn(t); err != nil {
-		return err
+	t := &s.tx
+	t.reset()
+	err := fn(t)
+	if err == nil {
+		t.commit()
+	} else {
+		s.lines.truncate(t.marks[0])
+		s.outbox.truncate(t.marks[1])
+		s.events.truncate(t.marks[2])
 	}
-	t.commit()
-	return nil
+	// Drop the staged writes either way, so that nothing they point to
+	// outlives the transaction.
+	t.reset()
+	return err
 }
 
 // tx stages writes until commit.
 type tx struct {
 	s        *Store
 	seq      int64
-	inbound  map[string]bool
+	inbound  map[inboundKey]bool
 	contacts map[string]*engine.Contact
 	convs    map[string]*engine.Conversation
 	timers   map[string][]engine.Timer
 	deleted  map[int64]bool
-	lines    []engine.TranscriptLine
-	out      []*engine.Outbound
-	events   []engine.Event
 	links    []engine.SecureLink
+	// marks are the lengths of the logs when the transaction began.
+	marks [3]int
+}
+
+func (t *tx) reset() {
+	t.seq = t.s.seq
+	clear(t.inbound)
+	clear(t.contacts)
+	clear(t.convs)
+	clear(t.timers)
+	clear(t.deleted)
+	t.links = nil
+	t.marks = [3]int{t.s.lines.n, t.s.outbox.n, t.s.events.n}
 }
 
 func (t *tx) id(prefix string) string {
@@ -70,7 +111,7 @@ func (t *tx) id(prefix string) string {
 }
 
 func (t *tx) MarkInbound(_ context.Context, ch engine.Channel, providerID string) (bool, error) {
-	key := string(ch) + "\x00" + providerID
+	key := inboundKey{ch, providerID}
 	if t.s.inbound[key] || t.inbound[key] {
 		return false, nil
 	}
@@ -84,7 +125,7 @@ func (t *tx) ContactByAddress(ctx context.Context, ch engine.Channel, address st
 			return copyContact(c), nil
 		}
 	}
-	id, ok := t.s.byAddr[string(ch)+"\x00"+address]
+	id, ok := t.s.byAddr[addrKey{ch, address}]
 	if !ok {
 		return nil, engine.ErrNotFound
 	}
@@ -143,15 +184,16 @@ func (t *tx) SaveConversation(_ context.Context, c *engine.Conversation) error {
 	return nil
 }
 
+// Append copies the records into the logs: the caller keeps its slices and
+// may reuse them. Outbound messages get their ids here, as outbox rows do.
 func (t *tx) Append(_ context.Context, lines []engine.TranscriptLine, out []*engine.Outbound, events []engine.Event) error {
-	t.lines = append(t.lines, lines...)
+	t.s.lines.append(lines...)
 	for _, o := range out {
 		t.seq++
 		o.ID = t.seq
-		c := *o
-		t.out = append(t.out, &c)
+		t.s.outbox.append(*o)
 	}
-	t.events = append(t.events, events...)
+	t.s.events.append(events...)
 	return nil
 }
 
@@ -173,7 +215,12 @@ func (t *tx) DueTimers(_ context.Context, now time.Time, limit int) ([]engine.Ti
 			due = append(due, tm)
 		}
 	}
-	slices.SortFunc(due, func(a, b engine.Timer) int { return a.Due.Compare(b.Due) })
+	slices.SortFunc(due, func(a, b engine.Timer) int {
+		if c := a.Due.Compare(b.Due); c != 0 {
+			return c
+		}
+		return int(a.ID - b.ID)
+	})
 	if len(due) > limit {
 		due = due[:limit]
 	}
@@ -195,8 +242,11 @@ func (t *tx) commit() {
 	s.seq = t.seq
 	maps.Copy(s.inbound, t.inbound)
 	for id, c := range t.contacts {
+		if old, ok := s.contacts[id]; ok && (old.Channel != c.Channel || old.Address != c.Address) {
+			delete(s.byAddr, addrKey{old.Channel, old.Address})
+		}
 		s.contacts[id] = c
-		s.byAddr[string(c.Channel)+"\x00"+c.Address] = id
+		s.byAddr[addrKey{c.Channel, c.Address}] = id
 	}
 	for id, c := range t.convs {
 		s.convs[id] = c
@@ -209,21 +259,22 @@ func (t *tx) commit() {
 		}
 	}
 	for id := range t.deleted {
-		delete(s.timers, id)
+		if tm, ok := s.timers[id]; ok {
+			delete(s.timers, id)
+			s.convTimers[tm.ConversationID] = slices.DeleteFunc(s.convTimers[tm.ConversationID],
+				func(x int64) bool { return x == id })
+		}
 	}
 	for conv, list := range t.timers {
-		for id, tm := range s.timers {
-			if tm.ConversationID == conv {
-				delete(s.timers, id)
-			}
+		for _, id := range s.convTimers[conv] {
+			delete(s.timers, id)
 		}
+		delete(s.convTimers, conv)
 		for _, tm := range list {
 			s.timers[tm.ID] = tm
+			s.convTimers[conv] = append(s.convTimers[conv], tm.ID)
 		}
 	}
-	s.lines = append(s.lines, t.lines...)
-	s.outbox = append(s.outbox, t.out...)
-	s.events = append(s.events, t.events...)
 	s.links = append(s.links, t.links...)
 }
 
@@ -241,14 +292,65 @@ func copyConv(c *engine.Conversation) *engine.Conversation {
 	return &n
 }
 
+// chunkSize is how many records one chunk of a log holds.
+const chunkSize = 1024
+
+// chunks is an append-only log kept in fixed-size chunks: appending never
+// copies what is already there, as one ever-growing slice would.
+type chunks[T any] struct {
+	list [][]T
+	n    int
+}
+
+func (c *chunks[T]) append(items ...T) {
+	for len(items) > 0 {
+		if k := len(c.list); k == 0 || len(c.list[k-1]) == chunkSize {
+			c.list = append(c.list, make([]T, 0, chunkSize))
+		}
+		last := &c.list[len(c.list)-1]
+		n := min(chunkSize-len(*last), len(items))
+		*last = append(*last, items[:n]...)
+		items = items[n:]
+		c.n += n
+	}
+}
+
+// truncate cuts the log back to its first n records.
+func (c *chunks[T]) truncate(n int) {
+	var zero T
+	for c.n > n {
+		last := &c.list[len(c.list)-1]
+		k := min(len(*last), c.n-n)
+		for i := len(*last) - k; i < len(*last); i++ {
+			(*last)[i] = zero // let the garbage collector have what they held
+		}
+		*last = (*last)[:len(*last)-k]
+		c.n -= k
+		if len(*last) == 0 {
+			c.list = c.list[:len(c.list)-1]
+		}
+	}
+}
+
+// all returns a copy of every record, in order.
+func (c *chunks[T]) all() []T {
+	out := make([]T, 0, c.n)
+	for _, ch := range c.list {
+		out = append(out, ch...)
+	}
+	return out
+}
+
 // Transcript returns a conversation's lines in order.
 func (s *Store) Transcript(conversationID string) []engine.TranscriptLine {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var out []engine.TranscriptLine
-	for _, l := range s.lines {
-		if l.ConversationID == conversationID {
-			out = append(out, l)
+	for _, ch := range s.lines.list {
+		for _, l := range ch {
+			if l.ConversationID == conversationID {
+				out = append(out, l)
+			}
 		}
 	}
 	return out
@@ -258,14 +360,22 @@ func (s *Store) Transcript(conversationID string) []engine.TranscriptLine {
 func (s *Store) Outbox() []*engine.Outbound {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return slices.Clone(s.outbox)
+	out := make([]*engine.Outbound, 0, s.outbox.n)
+	for _, ch := range s.outbox.list {
+		for i := range ch {
+			// Copies: a caller may change what it gets, never the store.
+			o := ch[i]
+			out = append(out, &o)
+		}
+	}
+	return out
 }
 
 // Events returns every event written, in order.
 func (s *Store) Events() []engine.Event {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return slices.Clone(s.events)
+	return s.events.all()
 }
 
 // Links returns every secure link issued.
@@ -285,11 +395,26 @@ func (s *Store) Conversation(id string) *engine.Conversation {
 	return nil
 }
 
+// Contact returns a copy of a contact, or nil.
+func (s *Store) Contact(id string) *engine.Contact {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if c, ok := s.contacts[id]; ok {
+		return copyContact(c)
+	}
+	return nil
+}
+
 // Timers returns the pending timers, earliest first.
 func (s *Store) Timers() []engine.Timer {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	out := slices.Collect(maps.Values(s.timers))
-	slices.SortFunc(out, func(a, b engine.Timer) int { return a.Due.Compare(b.Due) })
+	slices.SortFunc(out, func(a, b engine.Timer) int {
+		if c := a.Due.Compare(b.Due); c != 0 {
+			return c
+		}
+		return int(a.ID - b.ID)
+	})
 	return out
 }
