@@ -74,8 +74,10 @@ func (r *run) send(step *flows.Step, m *flows.Message, ask *flows.Ask, input str
 		return
 	}
 	ch := r.outChannel()
-	if r.replyCh == Secure && step == nil && r.conv != nil && r.conv.Secure == SecureOpen {
-		ch = Secure
+	// Keyword answers go back where the keyword was written: carriers
+	// require HELP to be answered on SMS even while the secure page is open.
+	if step == nil && r.replyCh != "" && (r.replyCh != Secure || r.conv != nil && r.conv.Secure == SecureOpen) {
+		ch = r.replyCh
 	}
 	t := r.text(m)
 	body := r.render(t, step)

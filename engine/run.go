@@ -153,8 +153,10 @@ func (r *run) begin(f *flows.Flow, ch Channel) error {
 		}
 	}
 	now := r.now()
+	// A contact whose language the flow is not written in gets the
+	// flow's own language, system messages included, never a mix.
 	lang := r.contact.Language
-	if lang == "" {
+	if lang == "" || !speaks(f, lang) {
 		lang = f.Language
 	}
 	r.conv = &Conversation{ContactID: r.contact.ID, FlowID: f.ID, FlowHash: f.Hash, Status: Active,
@@ -326,14 +328,7 @@ func (r *run) answer(step *flows.Step, text, payload string) {
 	r.leave(step)
 }
 
-func (r *run) speaks(lang string) bool {
-	for _, l := range r.flow.Languages {
-		if l == lang {
-			return true
-		}
-	}
-	return lang == r.flow.Language
-}
+func (r *run) speaks(lang string) bool { return speaks(r.flow, lang) }
 
 func (r *run) setVar(name string, v any) {
 	r.conv.Vars[name] = v
@@ -608,4 +603,17 @@ func (r *run) flush() error {
 	r.res.Events = append(r.res.Events, r.events...)
 	r.res.Conversation = r.conv
 	return nil
+}
+
+// speaks reports whether a flow has text in a language.
+func speaks(f *flows.Flow, lang string) bool {
+	if lang == f.Language {
+		return true
+	}
+	for _, l := range f.Languages {
+		if l == lang {
+			return true
+		}
+	}
+	return false
 }

@@ -434,3 +434,28 @@ func TestSecureActionsOnUnknownConversation(t *testing.T) {
 		})
 	}
 }
+
+// Keywords are answered where they were written: HELP texted on SMS while
+// the secure page is open is answered on SMS, as carriers require, and HELP
+// typed on the page is answered on the page.
+func TestKeywordAnsweredOnItsChannel(t *testing.T) {
+	h := newHarness(t, intakeSet(t, "return: origin"), engine.SMS)
+	toSensitive(t, h)
+	h.open("3/14/1985")
+	out := h.sendOn(engine.SMS, "HELP")
+	if len(out) != 1 || out[0].Channel != engine.SMS {
+		t.Fatalf("HELP on SMS while the page is open: got %v, want one SMS reply", channels(out))
+	}
+	out = h.secure("HELP")
+	if len(out) != 1 || out[0].Channel != engine.Secure {
+		t.Fatalf("HELP on the secure page: got %v, want one reply on the page", channels(out))
+	}
+}
+
+func channels(out []*engine.Outbound) []engine.Channel {
+	chs := make([]engine.Channel, len(out))
+	for i, o := range out {
+		chs[i] = o.Channel
+	}
+	return chs
+}
