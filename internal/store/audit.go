@@ -1,9 +1,10 @@
 package store
 
 import (
+	"bytes"
 	"context"
+	"database/sql"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/jmoiron/sqlx"
@@ -15,6 +16,9 @@ import (
 // head row is locked, so appenders take turns; it is locked last in each
 // transaction to keep that turn short.
 func appendAudit(ctx context.Context, s *Store, tx *sqlx.Tx, records []audit.Record) error {
+	if len(records) == 0 {
+		return nil
+	}
 	var head struct {
 		Seq  int64  `db:"seq"`
 		Hash []byte `db:"hash"`
@@ -26,22 +30,21 @@ func appendAudit(ctx context.Context, s *Store, tx *sqlx.Tx, records []audit.Rec
 	if head.Seq == 0 {
 		prev = nil
 	}
-	var b strings.Builder
-	b.WriteString(`INSERT INTO audit_log (seq, at, actor_type, actor_id, actor_role, source, action, object, conversation_id,
-		channel, outcome, reason, request_id, prev_hash, hash) VALUES `)
-	args := make([]any, 0, len(records)*15)
 	for i := range records {
-		r := &records[i]
-		audit.Chain(prev, r)
-		prev = r
-		if i > 0 {
-			b.WriteString(", ")
-		}
-		b.WriteString("(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
-		args = append(args, r.Seq, r.Time.UnixMicro(), r.Actor.Type, r.Actor.ID, r.Actor.Role, r.Source, r.Action, r.Object,
-			r.Conversation, r.Channel, r.Outcome, r.Reason, r.RequestID, r.PrevHash, r.Hash)
+		audit.Chain(prev, &records[i])
+		prev = &records[i]
 	}
-	if _, err := tx.ExecContext(ctx, s.q(b.String()), args...); err != nil {
+	err := batches(len(records), func(from, to int) error {
+		args := make([]any, 0, (to-from)*15)
+		for _, r := range records[from:to] {
+			args = append(args, r.Seq, r.Time.UnixMicro(), r.Actor.Type, r.Actor.ID, r.Actor.Role, r.Source, r.Action, r.Object,
+				r.Conversation, r.Channel, r.Outcome, r.Reason, r.RequestID, r.PrevHash, r.Hash)
+		}
+		_, err := tx.ExecContext(ctx, s.q(`INSERT INTO audit_log (seq, at, actor_type, actor_id, actor_role, source, action, object,
+			conversation_id, channel, outcome, reason, request_id, prev_hash, hash) VALUES `+values(to-from, 15)), args...)
+		return err
+	})
+	if err != nil {
 		return fmt.Errorf("append audit: %w", err)
 	}
 	if _, err := tx.ExecContext(ctx, s.q(`UPDATE audit_head SET seq = ?, hash = ? WHERE id = 1`), prev.Seq, prev.Hash); err != nil {
@@ -96,8 +99,12 @@ type auditRow struct {
 // AuditRecords returns the audit records at or after since, in storage
 // order (by sequence).
 func (s *Store) AuditRecords(ctx context.Context, since time.Time) ([]audit.Record, error) {
+	return s.auditRecords(ctx, s.db, since)
+}
+
+func (s *Store) auditRecords(ctx context.Context, q sqlx.QueryerContext, since time.Time) ([]audit.Record, error) {
 	var rows []auditRow
-	err := s.db.SelectContext(ctx, &rows, s.q(`SELECT seq, at, actor_type, actor_id, actor_role, source, action, object,
+	err := sqlx.SelectContext(ctx, q, &rows, s.q(`SELECT seq, at, actor_type, actor_id, actor_role, source, action, object,
 		conversation_id, channel, outcome, reason, request_id, prev_hash, hash FROM audit_log WHERE at >= ? ORDER BY seq`), micros(since))
 	if err != nil {
 		return nil, fmt.Errorf("read audit log: %w", err)
@@ -113,17 +120,48 @@ func (s *Store) AuditRecords(ctx context.Context, since time.Time) ([]audit.Reco
 
 // VerifyAudit checks the whole audit log against its head: it returns nil
 // when the chain is whole, or the first problem, naming the record.
+//
+// Besides what audit.VerifyUpTo finds, the head lets it see two changes a
+// chain alone cannot: the last record rewritten with its hash computed
+// again, and records added after the last one that safeflow wrote, since
+// every append moves the head in the same transaction.
 func (s *Store) VerifyAudit(ctx context.Context) (*audit.Problem, error) {
-	records, err := s.AuditRecords(ctx, time.Time{})
-	if err != nil {
-		return nil, err
+	var opts *sql.TxOptions
+	if s.pg {
+		// One snapshot for the head and the records; SQLite's single
+		// connection gives that already.
+		opts = &sql.TxOptions{Isolation: sql.LevelRepeatableRead, ReadOnly: true}
 	}
+	tx, err := s.db.BeginTxx(ctx, opts)
+	if err != nil {
+		return nil, fmt.Errorf("verify audit log: %w", err)
+	}
+	defer tx.Rollback()
 	var head struct {
 		Seq  int64  `db:"seq"`
 		Hash []byte `db:"hash"`
 	}
-	if err := s.db.GetContext(ctx, &head, `SELECT seq, hash FROM audit_head WHERE id = 1`); err != nil {
+	if err := tx.GetContext(ctx, &head, `SELECT seq, hash FROM audit_head WHERE id = 1`); err != nil {
 		return nil, fmt.Errorf("audit head: %w", err)
 	}
-	return audit.VerifyUpTo(records, head.Seq), nil
+	records, err := s.auditRecords(ctx, tx, time.Time{})
+	if err != nil {
+		return nil, err
+	}
+	known := len(records)
+	for known > 0 && records[known-1].Seq > head.Seq {
+		known--
+	}
+	if p := audit.VerifyUpTo(records[:known], head.Seq); p != nil {
+		return p, nil
+	}
+	if known > 0 && !bytes.Equal(records[known-1].Hash, head.Hash) {
+		return &audit.Problem{Seq: head.Seq, Kind: audit.KindEdited, Index: known - 1,
+			Detail: "its hash is not the one recorded at the head of the log, so it was changed and its hash computed again"}, nil
+	}
+	if known < len(records) {
+		return &audit.Problem{Seq: records[known].Seq, Kind: audit.KindInserted, Index: known,
+			Detail: fmt.Sprintf("it comes after record %d, the last one safeflow appended", head.Seq)}, nil
+	}
+	return nil, nil
 }

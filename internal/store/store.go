@@ -15,12 +15,15 @@ import (
 	"fmt"
 	"io/fs"
 	"net/url"
+	"path"
+	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/jmoiron/sqlx"
 	"github.com/lib/pq"
 	"github.com/pressly/goose/v3"
+	"github.com/pressly/goose/v3/lock"
 	_ "modernc.org/sqlite" // the "sqlite" database/sql driver
 
 	"github.com/safeflow/safeflow/engine"
@@ -65,7 +68,15 @@ func Open(ctx context.Context, dsn string, ring *seal.Ring, opts ...Option) (*St
 			s.db.SetMaxIdleConns(32)
 		}
 	} else {
-		s.db, err = sqlx.Open("sqlite", sqliteDSN(strings.TrimPrefix(dsn, "sqlite:")))
+		file := strings.TrimPrefix(dsn, "sqlite:")
+		if file == "" {
+			return nil, errors.New("open store: no database given: use a postgres:// URL or the path of a SQLite file")
+		}
+		var name string
+		if name, err = sqliteDSN(file); err != nil {
+			return nil, fmt.Errorf("open store: %w", err)
+		}
+		s.db, err = sqlx.Open("sqlite", name)
 		if err == nil {
 			// One connection is SQLite's single writer: transactions queue
 			// here instead of failing with "database is locked".
@@ -77,6 +88,9 @@ func Open(ctx context.Context, dsn string, ring *seal.Ring, opts ...Option) (*St
 	}
 	if err := s.db.PingContext(ctx); err != nil {
 		s.db.Close()
+		if !s.pg {
+			return nil, fmt.Errorf("open store: SQLite file %s: %w", strings.TrimPrefix(dsn, "sqlite:"), err)
+		}
 		return nil, fmt.Errorf("open store: %s", redactDSN(err.Error(), dsn))
 	}
 	if err := s.Migrate(ctx); err != nil {
@@ -88,14 +102,21 @@ func Open(ctx context.Context, dsn string, ring *seal.Ring, opts ...Option) (*St
 
 // sqliteDSN adds the settings safeflow needs: WAL, a busy timeout, foreign
 // keys, and immediate transactions so a writer never has to upgrade a lock.
-func sqliteDSN(path string) string {
+// The path becomes an absolute file: URI, escaped, so that a folder name
+// holding '?', '#' or '%' still names the file it says.
+func sqliteDSN(path string) (string, error) {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return "", err
+	}
 	q := url.Values{}
 	q.Add("_pragma", "journal_mode(WAL)")
 	q.Add("_pragma", "busy_timeout(10000)")
 	q.Add("_pragma", "foreign_keys(ON)")
 	q.Add("_pragma", "synchronous(NORMAL)")
 	q.Set("_txlock", "immediate")
-	return "file:" + path + "?" + q.Encode()
+	u := url.URL{Scheme: "file", Path: filepath.ToSlash(abs), RawQuery: q.Encode()}
+	return u.String(), nil
 }
 
 // redactDSN keeps a password in a connection string out of error messages.
@@ -108,22 +129,45 @@ func redactDSN(msg, dsn string) string {
 	return msg
 }
 
-// Migrate applies the embedded migrations that have not run yet.
+// Migrate applies the embedded migrations that have not run yet. Applying
+// them again is a no-op. On PostgreSQL an advisory lock keeps two nodes that
+// start together from applying the same migration twice. Migrate refuses a
+// database that a newer safeflow has migrated further than it knows.
 func (s *Store) Migrate(ctx context.Context) error {
-	dialect, dir := goose.DialectSQLite3, "migrations/sqlite"
+	dialect, dir, kind := goose.DialectSQLite3, "migrations/sqlite", "SQLite"
+	var opts []goose.ProviderOption
 	if s.pg {
-		dialect, dir = goose.DialectPostgres, "migrations/postgres"
+		dialect, dir, kind = goose.DialectPostgres, "migrations/postgres", "PostgreSQL"
+		// Poll for the lock every second, for up to five minutes.
+		locker, err := lock.NewPostgresSessionLocker(lock.WithLockTimeout(1, 300))
+		if err != nil {
+			return fmt.Errorf("migrate %s database: %w", kind, err)
+		}
+		opts = append(opts, goose.WithSessionLocker(locker))
 	}
 	fsys, err := fs.Sub(migrations, dir)
 	if err != nil {
-		return err
+		return fmt.Errorf("migrate %s database: %w", kind, err)
 	}
-	p, err := goose.NewProvider(dialect, s.db.DB, fsys)
+	p, err := goose.NewProvider(dialect, s.db.DB, fsys, opts...)
 	if err != nil {
-		return fmt.Errorf("migrate: %w", err)
+		return fmt.Errorf("migrate %s database: %w", kind, err)
+	}
+	current, target, err := p.GetVersions(ctx)
+	if err != nil {
+		return fmt.Errorf("migrate %s database: read the schema version: %w", kind, err)
+	}
+	if current > target {
+		return fmt.Errorf("migrate %s database: its schema is at version %d, but this safeflow knows versions up to %d only: "+
+			"it was migrated by a newer safeflow; run that version instead", kind, current, target)
 	}
 	if _, err := p.Up(ctx); err != nil {
-		return fmt.Errorf("migrate: %w", err)
+		var pe *goose.PartialError
+		if errors.As(err, &pe) && pe.Failed != nil && pe.Failed.Source != nil {
+			return fmt.Errorf("migrate %s database: migration %s failed (%d applied before it): %w",
+				kind, path.Base(pe.Failed.Source.Path), len(pe.Applied), pe.Err)
+		}
+		return fmt.Errorf("migrate %s database: %w", kind, err)
 	}
 	return nil
 }
@@ -139,6 +183,36 @@ func (s *Store) Postgres() bool { return s.pg }
 
 // Ping checks that the database answers.
 func (s *Store) Ping(ctx context.Context) error { return s.db.PingContext(ctx) }
+
+// Transcript returns a conversation's transcript lines in order, with their
+// bodies opened. A conversation with no lines, or none at all, has an empty
+// transcript.
+func (s *Store) Transcript(ctx context.Context, conversationID string) ([]engine.TranscriptLine, error) {
+	var rows []struct {
+		N         int64  `db:"n"`
+		At        int64  `db:"at"`
+		Inbound   bool   `db:"inbound"`
+		Channel   string `db:"channel"`
+		Step      string `db:"step"`
+		Sensitive bool   `db:"sensitive"`
+		Body      []byte `db:"body_sealed"`
+	}
+	err := s.db.SelectContext(ctx, &rows, s.q(`SELECT n, at, inbound, channel, step, sensitive, body_sealed FROM transcript
+		WHERE conversation_id = ? ORDER BY n`), conversationID)
+	if err != nil {
+		return nil, fmt.Errorf("read transcript: %w", err)
+	}
+	out := make([]engine.TranscriptLine, len(rows))
+	for i, r := range rows {
+		text, err := s.ring.OpenString(r.Body, seal.AD{Table: "transcript", Column: "body", Row: lineRow(conversationID, r.N)})
+		if err != nil {
+			return nil, fmt.Errorf("open transcript line %d of conversation %s: %w", r.N, conversationID, err)
+		}
+		out[i] = engine.TranscriptLine{ConversationID: conversationID, At: fromMicros(r.At), Inbound: r.Inbound,
+			Channel: engine.Channel(r.Channel), Text: text, Step: r.Step, Sensitive: r.Sensitive}
+	}
+	return out, nil
+}
 
 // maxRetries bounds retries of a transaction that lost a race (a unique
 // violation from two first messages of one contact, or a deadlock).
@@ -159,15 +233,22 @@ func (s *Store) tx(ctx context.Context, fn func(engine.Tx) error) error {
 	if err != nil {
 		return fmt.Errorf("begin: %w", err)
 	}
+	// Roll back on every way out but a commit, a panic in fn included: on
+	// SQLite a transaction left open would hold the only connection.
+	committed := false
+	defer func() {
+		if !committed {
+			sqltx.Rollback()
+		}
+	}()
 	t := newTx(s, sqltx)
 	if err := fn(t); err != nil {
-		sqltx.Rollback()
 		return err
 	}
 	if err := t.commit(ctx); err != nil {
-		sqltx.Rollback()
 		return err
 	}
+	committed = true
 	if err := sqltx.Commit(); err != nil {
 		return fmt.Errorf("commit: %w", err)
 	}

@@ -24,22 +24,23 @@ type tx struct {
 	tx *sqlx.Tx
 	// convs holds conversations saved in this transaction, by id, with
 	// whether they exist in the database yet.
-	convs    map[string]*convRow
-	order    []string
-	lines    []engine.TranscriptLine
-	out      []*engine.Outbound
-	events   []engine.Event
-	contacts map[string]*engine.Contact
+	convs  map[string]*convRow
+	order  []string
+	lines  []engine.TranscriptLine
+	out    []*engine.Outbound
+	events []engine.Event
 }
 
+// convRow is a conversation this transaction loaded or saved.
 type convRow struct {
 	c      *engine.Conversation
-	exists bool
-	lines  int64 // transcript lines written so far
+	exists bool   // the row is in the database
+	lines  int64  // transcript lines in the database when loaded
+	addr   string // the address as loaded, to re-seal only a changed one
 }
 
 func newTx(s *Store, t *sqlx.Tx) *tx {
-	return &tx{s: s, tx: t, convs: map[string]*convRow{}, contacts: map[string]*engine.Contact{}}
+	return &tx{s: s, tx: t, convs: map[string]*convRow{}}
 }
 
 func (t *tx) MarkInbound(ctx context.Context, ch engine.Channel, providerID string) (bool, error) {
@@ -71,6 +72,10 @@ func (t *tx) contact(r contactRow) (*engine.Contact, error) {
 const contactCols = `id, channel, address_sealed, language, opted_out`
 
 func (t *tx) ContactByAddress(ctx context.Context, ch engine.Channel, address string) (*engine.Contact, error) {
+	if ch == "" {
+		// The blind index needs the channel; the engine always gives one.
+		return nil, errors.New("find contact: no channel given")
+	}
 	var r contactRow
 	err := t.tx.GetContext(ctx, &r, t.s.q(`SELECT `+contactCols+` FROM contacts WHERE address_index = ?`),
 		t.s.ring.Index(string(ch), address))
@@ -97,9 +102,20 @@ func (t *tx) Contact(ctx context.Context, id string) (*engine.Contact, error) {
 
 func (t *tx) SaveContact(ctx context.Context, c *engine.Contact) error {
 	if c.ID != "" {
-		_, err := t.tx.ExecContext(ctx, t.s.q(`UPDATE contacts SET language = ?, opted_out = ? WHERE id = ?`),
+		// The channel and address of a contact never change: they are what
+		// the blind index finds it by.
+		res, err := t.tx.ExecContext(ctx, t.s.q(`UPDATE contacts SET language = ?, opted_out = ? WHERE id = ?`),
 			c.Language, c.OptedOut, c.ID)
-		return err
+		if err != nil {
+			return fmt.Errorf("update contact %s: %w", c.ID, err)
+		}
+		if n, err := res.RowsAffected(); err == nil && n == 0 {
+			return fmt.Errorf("update contact %s: %w", c.ID, engine.ErrNotFound)
+		}
+		return nil
+	}
+	if c.Channel == "" {
+		return errors.New("save contact: a new contact needs a channel")
 	}
 	id := newID()
 	addr, err := t.s.ring.SealString(c.Address, seal.AD{Table: "contacts", Column: "address", Row: id})
@@ -160,7 +176,12 @@ func (t *tx) OpenConversation(ctx context.Context, contactID string) (*engine.Co
 			return copyConv(r.c), nil
 		}
 	}
-	return t.loadConv(ctx, `contact_id = ? AND status <> 'ended'`, contactID)
+	c, err := t.loadConv(ctx, `contact_id = ? AND status <> 'ended'`, contactID)
+	if err == nil && c.Status == engine.Ended {
+		// Open in the database, but this transaction has ended it.
+		return nil, engine.ErrNotFound
+	}
+	return c, err
 }
 
 func (t *tx) Conversation(ctx context.Context, id string) (*engine.Conversation, error) {
@@ -170,6 +191,9 @@ func (t *tx) Conversation(ctx context.Context, id string) (*engine.Conversation,
 	return t.loadConv(ctx, `id = ?`, id)
 }
 
+// loadConv reads and locks one conversation. A conversation this
+// transaction has already loaded or saved comes from memory, so that its
+// staged changes are neither lost nor hidden by the row in the database.
 func (t *tx) loadConv(ctx context.Context, where string, arg any) (*engine.Conversation, error) {
 	var r convDB
 	err := t.tx.GetContext(ctx, &r, t.s.q(`SELECT `+convCols+` FROM conversations WHERE `+where+t.s.forUpdate()), arg)
@@ -177,13 +201,16 @@ func (t *tx) loadConv(ctx context.Context, where string, arg any) (*engine.Conve
 		return nil, engine.ErrNotFound
 	}
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("load conversation: %w", err)
+	}
+	if staged, ok := t.convs[r.ID]; ok {
+		return copyConv(staged.c), nil
 	}
 	c, err := t.openConv(r)
 	if err != nil {
 		return nil, err
 	}
-	t.convs[c.ID] = &convRow{c: copyConv(c), exists: true, lines: r.Lines}
+	t.convs[c.ID] = &convRow{c: copyConv(c), exists: true, lines: r.Lines, addr: c.Address}
 	t.order = append(t.order, c.ID)
 	return c, nil
 }
@@ -217,17 +244,44 @@ func copyConv(c *engine.Conversation) *engine.Conversation {
 	return &n
 }
 
-func (t *tx) SaveConversation(_ context.Context, c *engine.Conversation) error {
+func (t *tx) SaveConversation(ctx context.Context, c *engine.Conversation) error {
+	if c.ContactID == "" {
+		return errors.New("save conversation: it has no contact")
+	}
 	if c.ID == "" {
 		c.ID = newID()
+		t.stage(&convRow{c: copyConv(c)})
+		return nil
 	}
 	if r, ok := t.convs[c.ID]; ok {
 		r.c = copyConv(c)
 		return nil
 	}
-	t.convs[c.ID] = &convRow{c: copyConv(c)}
-	t.order = append(t.order, c.ID)
+	// A conversation saved by id without loading it first: find out whether
+	// it exists (and lock it), so that commit updates rather than inserts.
+	r := &convRow{c: copyConv(c)}
+	var row struct {
+		Lines   int64  `db:"lines"`
+		Address []byte `db:"address_sealed"`
+	}
+	err := t.tx.GetContext(ctx, &row, t.s.q(`SELECT lines, address_sealed FROM conversations WHERE id = ?`+t.s.forUpdate()), c.ID)
+	switch {
+	case err == nil:
+		r.exists, r.lines = true, row.Lines
+		r.addr, err = t.s.ring.OpenString(row.Address, seal.AD{Table: "conversations", Column: "address", Row: c.ID})
+		if err != nil {
+			return fmt.Errorf("open conversation %s: %w", c.ID, err)
+		}
+	case !errors.Is(err, errNoRows):
+		return fmt.Errorf("save conversation %s: %w", c.ID, err)
+	}
+	t.stage(r)
 	return nil
+}
+
+func (t *tx) stage(r *convRow) {
+	t.convs[r.c.ID] = r
+	t.order = append(t.order, r.c.ID)
 }
 
 func (t *tx) Append(_ context.Context, lines []engine.TranscriptLine, out []*engine.Outbound, events []engine.Event) error {
@@ -251,6 +305,9 @@ func (t *tx) SetTimers(ctx context.Context, conversationID string, timers []engi
 }
 
 func (t *tx) DueTimers(ctx context.Context, now time.Time, limit int) ([]engine.Timer, error) {
+	if limit <= 0 {
+		return nil, nil
+	}
 	lock := ""
 	if t.s.pg {
 		lock = " FOR UPDATE SKIP LOCKED"
@@ -279,17 +336,54 @@ func (t *tx) DeleteTimer(ctx context.Context, id int64) error {
 	return err
 }
 
+// SaveLink stores a link's token hash. The engine carries on without the
+// link when this fails (it hands the conversation to a person), so on
+// PostgreSQL the insert runs under a savepoint: a failed statement would
+// otherwise abort the whole transaction and lose the fallback with it.
 func (t *tx) SaveLink(ctx context.Context, l engine.SecureLink) error {
-	_, err := t.tx.ExecContext(ctx, t.s.q(`INSERT INTO secure_links (token_hash, conversation_id, contact_id, created, expires)
-		VALUES (?, ?, ?, ?, ?)`), l.TokenHash, l.ConversationID, l.ContactID, micros(l.Created), micros(l.Expires))
+	return t.savepoint(ctx, "save_link", func() error {
+		_, err := t.tx.ExecContext(ctx, t.s.q(`INSERT INTO secure_links (token_hash, conversation_id, contact_id, created, expires)
+			VALUES (?, ?, ?, ?, ?)`), l.TokenHash, l.ConversationID, l.ContactID, micros(l.Created), micros(l.Expires))
+		if err != nil {
+			return fmt.Errorf("save secure link: %w", err)
+		}
+		return nil
+	})
+}
+
+// savepoint runs fn so that its failure leaves the transaction usable. Only
+// PostgreSQL needs it: SQLite fails the statement, not the transaction.
+func (t *tx) savepoint(ctx context.Context, name string, fn func() error) error {
+	if !t.s.pg {
+		return fn()
+	}
+	if _, err := t.tx.ExecContext(ctx, "SAVEPOINT "+name); err != nil {
+		return err
+	}
+	if err := fn(); err != nil {
+		if _, rerr := t.tx.ExecContext(ctx, "ROLLBACK TO SAVEPOINT "+name); rerr != nil {
+			return errors.Join(err, rerr)
+		}
+		return err
+	}
+	_, err := t.tx.ExecContext(ctx, "RELEASE SAVEPOINT "+name)
 	return err
 }
 
 // commit writes the buffered conversations, lines, outbox rows and audit
-// records.
+// records. Conversations go first, in the order the transaction met them,
+// so that one ended in this transaction leaves the contact's one open slot
+// before a new one takes it.
 func (t *tx) commit(ctx context.Context) error {
+	added := map[string]int64{}
+	for _, l := range t.lines {
+		if _, ok := t.convs[l.ConversationID]; !ok {
+			return fmt.Errorf("transcript line for conversation %s, which this transaction did not load or save", l.ConversationID)
+		}
+		added[l.ConversationID]++
+	}
 	for _, id := range t.order {
-		if err := t.writeConv(ctx, t.convs[id]); err != nil {
+		if err := t.writeConv(ctx, t.convs[id], added[id]); err != nil {
 			return err
 		}
 	}
@@ -302,85 +396,113 @@ func (t *tx) commit(ctx context.Context) error {
 	return t.writeAudit(ctx)
 }
 
-func (t *tx) writeConv(ctx context.Context, r *convRow) error {
+// writeConv writes one conversation, with its count of transcript lines
+// grown by added.
+func (t *tx) writeConv(ctx context.Context, r *convRow, added int64) error {
 	c := r.c
-	for i := range t.lines {
-		if t.lines[i].ConversationID == c.ID {
-			r.lines++
-		}
-	}
 	rawVars, err := encodeVars(c.Vars)
 	if err != nil {
-		return fmt.Errorf("conversation %s: %w", c.ID, err)
+		return fmt.Errorf("save conversation %s: %w", c.ID, err)
 	}
 	vars, err := t.s.ring.Seal(rawVars, seal.AD{Table: "conversations", Column: "vars", Row: c.ID})
 	if err != nil {
-		return err
+		return fmt.Errorf("save conversation %s: %w", c.ID, err)
 	}
-	args := []any{c.Step, string(c.Status), vars, string(c.Origin), c.Language, c.Attempts, string(c.Secure), c.StaySecure,
-		c.PromptSent, micros(c.LinkSentAt), c.LinkResends, c.Queue, micros(c.TimerDue), r.lines, micros(c.Updated)}
+	args := []any{c.FlowID, c.FlowHash, c.Step, string(c.Status), vars, string(c.Origin), c.Language, c.Attempts, string(c.Secure),
+		c.StaySecure, c.PromptSent, micros(c.LinkSentAt), c.LinkResends, c.Queue, micros(c.TimerDue), r.lines + added, micros(c.Updated)}
 	if r.exists {
-		_, err = t.tx.ExecContext(ctx, t.s.q(`UPDATE conversations SET step = ?, status = ?, vars_sealed = ?, origin = ?, language = ?,
-			attempts = ?, secure = ?, stay_secure = ?, prompt_sent = ?, link_sent_at = ?, link_resends = ?, queue = ?, timer_due = ?,
-			lines = ?, updated = ? WHERE id = ?`), append(args, c.ID)...)
-		return err
+		set := ``
+		if c.Address != r.addr {
+			addr, err := t.s.ring.SealString(c.Address, seal.AD{Table: "conversations", Column: "address", Row: c.ID})
+			if err != nil {
+				return fmt.Errorf("save conversation %s: %w", c.ID, err)
+			}
+			set = `address_sealed = ?, `
+			args = append([]any{addr}, args...)
+		}
+		_, err = t.tx.ExecContext(ctx, t.s.q(`UPDATE conversations SET `+set+`flow_id = ?, flow_hash = ?, step = ?, status = ?,
+			vars_sealed = ?, origin = ?, language = ?, attempts = ?, secure = ?, stay_secure = ?, prompt_sent = ?, link_sent_at = ?,
+			link_resends = ?, queue = ?, timer_due = ?, lines = ?, updated = ? WHERE id = ?`), append(args, c.ID)...)
+		if err != nil {
+			return t.convError(c, err)
+		}
+		r.addr = c.Address
+		return nil
 	}
 	addr, err := t.s.ring.SealString(c.Address, seal.AD{Table: "conversations", Column: "address", Row: c.ID})
 	if err != nil {
-		return err
+		return fmt.Errorf("save conversation %s: %w", c.ID, err)
 	}
-	_, err = t.tx.ExecContext(ctx, t.s.q(`INSERT INTO conversations (step, status, vars_sealed, origin, language, attempts, secure,
-		stay_secure, prompt_sent, link_sent_at, link_resends, queue, timer_due, lines, updated,
-		id, contact_id, flow_id, flow_hash, address_sealed, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
-		append(args, c.ID, c.ContactID, c.FlowID, c.FlowHash, addr, micros(c.Created))...)
-	if err == nil {
-		r.exists = true
+	_, err = t.tx.ExecContext(ctx, t.s.q(`INSERT INTO conversations (flow_id, flow_hash, step, status, vars_sealed, origin, language,
+		attempts, secure, stay_secure, prompt_sent, link_sent_at, link_resends, queue, timer_due, lines, updated,
+		id, contact_id, address_sealed, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+		append(args, c.ID, c.ContactID, addr, micros(c.Created))...)
+	if err != nil {
+		return t.convError(c, err)
 	}
-	return err
+	r.exists, r.addr = true, c.Address
+	return nil
 }
 
-// writeLines inserts the transcript lines in one statement, numbered per
-// conversation after those already written.
-func (t *tx) writeLines(ctx context.Context) error {
-	if len(t.lines) == 0 {
-		return nil
+// convError explains a failed conversation write. The error stays wrapped:
+// a unique violation from two first messages that raced is retried.
+func (t *tx) convError(c *engine.Conversation, err error) error {
+	if msg := err.Error(); strings.Contains(msg, "conversations_open") || strings.Contains(msg, "conversations.contact_id") {
+		return fmt.Errorf("save conversation %s: its contact already has another open conversation: %w", c.ID, err)
 	}
-	next := map[string]int64{}
-	for id, r := range t.convs {
-		next[id] = r.lines - t.countLines(id)
-	}
-	var b strings.Builder
-	b.WriteString(`INSERT INTO transcript (conversation_id, n, at, inbound, channel, step, sensitive, body_sealed) VALUES `)
-	args := make([]any, 0, len(t.lines)*8)
-	for i, l := range t.lines {
-		n, ok := next[l.ConversationID]
-		if !ok {
-			return fmt.Errorf("transcript line for conversation %s, which this transaction did not load", l.ConversationID)
-		}
-		n++
-		next[l.ConversationID] = n
-		body, err := t.s.ring.SealString(l.Text, seal.AD{Table: "transcript", Column: "body", Row: l.ConversationID + "/" + strconv.FormatInt(n, 10)})
-		if err != nil {
+	return fmt.Errorf("save conversation %s: %w", c.ID, err)
+}
+
+// maxBatch bounds the rows of one multi-row INSERT, to stay far below the
+// bind-parameter limits of SQLite (32766) and PostgreSQL (65535).
+const maxBatch = 500
+
+// batches calls fn with each run of at most maxBatch of n rows.
+func batches(n int, fn func(from, to int) error) error {
+	for from := 0; from < n; from += maxBatch {
+		if err := fn(from, min(from+maxBatch, n)); err != nil {
 			return err
 		}
-		if i > 0 {
-			b.WriteString(", ")
-		}
-		b.WriteString("(?, ?, ?, ?, ?, ?, ?, ?)")
-		args = append(args, l.ConversationID, n, micros(l.At), l.Inbound, string(l.Channel), l.Step, l.Sensitive, body)
 	}
-	_, err := t.tx.ExecContext(ctx, t.s.q(b.String()), args...)
-	return err
+	return nil
 }
 
-func (t *tx) countLines(id string) int64 {
-	var n int64
-	for _, l := range t.lines {
-		if l.ConversationID == id {
-			n++
-		}
+// values returns "(?, ?, ?), (?, ?, ?)" for rows rows of cols columns.
+func values(rows, cols int) string {
+	one := "(" + strings.TrimSuffix(strings.Repeat("?, ", cols), ", ") + ")"
+	return strings.TrimSuffix(strings.Repeat(one+", ", rows), ", ")
+}
+
+// writeLines inserts the transcript lines, numbered per conversation after
+// those already written.
+func (t *tx) writeLines(ctx context.Context) error {
+	next := map[string]int64{}
+	for id, r := range t.convs {
+		next[id] = r.lines
 	}
-	return n
+	return batches(len(t.lines), func(from, to int) error {
+		args := make([]any, 0, (to-from)*8)
+		for _, l := range t.lines[from:to] {
+			n := next[l.ConversationID] + 1
+			next[l.ConversationID] = n
+			body, err := t.s.ring.SealString(l.Text, seal.AD{Table: "transcript", Column: "body", Row: lineRow(l.ConversationID, n)})
+			if err != nil {
+				return fmt.Errorf("save transcript: %w", err)
+			}
+			args = append(args, l.ConversationID, n, micros(l.At), l.Inbound, string(l.Channel), l.Step, l.Sensitive, body)
+		}
+		_, err := t.tx.ExecContext(ctx, t.s.q(`INSERT INTO transcript (conversation_id, n, at, inbound, channel, step, sensitive, body_sealed)
+			VALUES `+values(to-from, 8)), args...)
+		if err != nil {
+			return fmt.Errorf("save transcript: %w", err)
+		}
+		return nil
+	})
+}
+
+// lineRow is the sealing row of transcript line n of a conversation.
+func lineRow(conversationID string, n int64) string {
+	return conversationID + "/" + strconv.FormatInt(n, 10)
 }
 
 // outboundPayload is the sealed part of an outbox row.
@@ -392,36 +514,52 @@ type outboundPayload struct {
 	System    bool               `json:"system,omitempty"`
 }
 
+// writeOutbox inserts the outbound messages and gives each its row's
+// sequence number as its ID, as the outbox worker will know it.
 func (t *tx) writeOutbox(ctx context.Context) error {
-	if len(t.out) == 0 {
-		return nil
-	}
 	now := micros(t.s.now())
-	var b strings.Builder
-	b.WriteString(`INSERT INTO outbox (id, conversation_id, contact_id, channel, address_sealed, body_sealed, link, status, next_attempt, created, updated) VALUES `)
-	args := make([]any, 0, len(t.out)*11)
-	for i, o := range t.out {
-		id := newID()
-		payload, err := json.Marshal(outboundPayload{Text: o.Text, Choices: o.Choices, Input: o.Input, Sensitive: o.Sensitive, System: o.System})
+	return batches(len(t.out), func(from, to int) error {
+		args := make([]any, 0, (to-from)*10)
+		byKey := make(map[string]*engine.Outbound, to-from)
+		for _, o := range t.out[from:to] {
+			id := newID()
+			byKey[id] = o
+			payload, err := json.Marshal(outboundPayload{Text: o.Text, Choices: o.Choices, Input: o.Input, Sensitive: o.Sensitive, System: o.System})
+			if err != nil {
+				return fmt.Errorf("save outbox: %w", err)
+			}
+			body, err := t.s.ring.Seal(payload, seal.AD{Table: "outbox", Column: "body", Row: id})
+			if err != nil {
+				return fmt.Errorf("save outbox: %w", err)
+			}
+			addr, err := t.s.ring.SealString(o.Address, seal.AD{Table: "outbox", Column: "address", Row: id})
+			if err != nil {
+				return fmt.Errorf("save outbox: %w", err)
+			}
+			args = append(args, id, o.ConversationID, o.ContactID, string(o.Channel), addr, body, o.Link, now, now, now)
+		}
+		// RETURNING gives rows in no promised order: match them by id.
+		rows, err := t.tx.QueryContext(ctx, t.s.q(`INSERT INTO outbox (id, conversation_id, contact_id, channel, address_sealed,
+			body_sealed, link, next_attempt, created, updated) VALUES `+values(to-from, 10)+` RETURNING seq, id`), args...)
 		if err != nil {
-			return err
+			return fmt.Errorf("save outbox: %w", err)
 		}
-		body, err := t.s.ring.Seal(payload, seal.AD{Table: "outbox", Column: "body", Row: id})
-		if err != nil {
-			return err
+		defer rows.Close()
+		for rows.Next() {
+			var seq int64
+			var id string
+			if err := rows.Scan(&seq, &id); err != nil {
+				return fmt.Errorf("save outbox: %w", err)
+			}
+			if o := byKey[id]; o != nil {
+				o.ID = seq
+			}
 		}
-		addr, err := t.s.ring.SealString(o.Address, seal.AD{Table: "outbox", Column: "address", Row: id})
-		if err != nil {
-			return err
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("save outbox: %w", err)
 		}
-		if i > 0 {
-			b.WriteString(", ")
-		}
-		b.WriteString("(?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?)")
-		args = append(args, id, o.ConversationID, o.ContactID, string(o.Channel), addr, body, o.Link, now, now, now)
-	}
-	_, err := t.tx.ExecContext(ctx, t.s.q(b.String()), args...)
-	return err
+		return rows.Close()
+	})
 }
 
 // writeAudit chains the transaction's events after the log's head and

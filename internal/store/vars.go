@@ -20,7 +20,8 @@ func encodeVars(vars map[string]any) ([]byte, error) {
 	for k, v := range vars {
 		switch v := v.(type) {
 		case nil:
-			continue
+			// Kept, not dropped: a variable set to nothing is still set.
+			out[k] = typedValue{"n", ""}
 		case string:
 			out[k] = typedValue{"s", v}
 		case int:
@@ -54,6 +55,8 @@ func decodeVars(b []byte) (map[string]any, error) {
 	for k, tv := range in {
 		var err error
 		switch tv.T {
+		case "n":
+			out[k] = nil
 		case "s":
 			out[k] = tv.V
 		case "i":
