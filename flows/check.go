@@ -3,6 +3,7 @@ package flows
 import (
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"unicode"
 
@@ -26,16 +27,24 @@ var CarrierKeywords = []string{"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END"
 type checker struct {
 	f     *Flow
 	diags *diag.List
-	preds map[*Step][]Edge
-	reach map[*Step]bool
+	// edges, preds and reach are indexed by Step.Index; the edges are
+	// listed once here rather than by every check.
+	edges [][]Edge
+	preds [][]Edge
+	reach []bool
+	// afterSens[i] says whether step i can run with a sensitive answer as
+	// the last answer; built on first use.
+	afterSens []bool
 }
 
 func check(f *Flow, diags *diag.List) {
-	c := &checker{f: f, diags: diags, preds: map[*Step][]Edge{}}
+	n := len(f.Steps)
+	c := &checker{f: f, diags: diags, edges: make([][]Edge, n), preds: make([][]Edge, n)}
 	c.targets()
 	for _, s := range f.Steps {
-		for _, e := range f.Edges(s) {
-			c.preds[e.To] = append(c.preds[e.To], e)
+		c.edges[s.Index] = f.Edges(s)
+		for _, e := range c.edges[s.Index] {
+			c.preds[e.To.Index] = append(c.preds[e.To.Index], e)
 		}
 	}
 	c.routes()
@@ -57,13 +66,14 @@ func (c *checker) stepIDs() []string {
 	return ids
 }
 
-// target reports a goto that names no step.
-func (c *checker) target(id string, pos Pos, what string) {
+// target reports a goto that names no step. owner names what holds the
+// goto; it is called only when there is something to report.
+func (c *checker) target(id string, pos Pos, owner func() string) {
 	if id == "" || c.f.byID[id] != nil {
 		return
 	}
 	hint := "Check the spelling, or add a step with this name under `steps:`."
-	msg := fmt.Sprintf("%s goes to `%s`, which does not exist", what, id)
+	msg := fmt.Sprintf("%s goes to `%s`, which does not exist", owner(), id)
 	if s := suggest(id, c.stepIDs()); s != "" {
 		hint = fmt.Sprintf("Write `%s` instead.", s)
 		msg += fmt.Sprintf(". Did you mean `%s`?", s)
@@ -74,19 +84,19 @@ func (c *checker) target(id string, pos Pos, what string) {
 func (c *checker) targets() {
 	f := c.f
 	if f.byID[f.Start] == nil && f.Start != "" {
-		c.target(f.Start, f.Pos, "`start:`")
+		c.target(f.Start, f.startPos, func() string { return "`start:`" })
 	}
 	for _, s := range f.Steps {
 		for _, r := range s.Next {
-			c.target(r.Goto, r.Pos, fmt.Sprintf("step `%s`", s.ID))
+			c.target(r.Goto, r.gotoPos, func() string { return "step `" + s.ID + "`" })
 		}
 		if a := s.Ask; a != nil {
-			c.target(a.OnFail, a.OnFailPos, fmt.Sprintf("the `on_fail` of step `%s`", s.ID))
-			c.target(a.OnTimeout, a.OnTimeoutPos, fmt.Sprintf("the `on_timeout` of step `%s`", s.ID))
+			c.target(a.OnFail, a.OnFailPos, func() string { return "the `on_fail` of step `" + s.ID + "`" })
+			c.target(a.OnTimeout, a.OnTimeoutPos, func() string { return "the `on_timeout` of step `" + s.ID + "`" })
 		}
 	}
 	for _, k := range f.Keywords {
-		c.target(k.Goto, k.Pos, "keyword "+k.Word)
+		c.target(k.Goto, k.gotoPos, func() string { return "keyword " + k.Word })
 	}
 }
 
@@ -117,11 +127,11 @@ func (c *checker) routes() {
 
 // reachable finds steps that neither the start nor a keyword leads to.
 func (c *checker) reachable() {
-	c.reach = map[*Step]bool{}
+	c.reach = make([]bool, len(c.f.Steps))
 	var queue []*Step
 	visit := func(s *Step) {
-		if s != nil && !c.reach[s] {
-			c.reach[s] = true
+		if s != nil && !c.reach[s.Index] {
+			c.reach[s.Index] = true
 			queue = append(queue, s)
 		}
 	}
@@ -132,7 +142,7 @@ func (c *checker) reachable() {
 	for len(queue) > 0 {
 		s := queue[0]
 		queue = queue[1:]
-		for _, e := range c.f.Edges(s) {
+		for _, e := range c.edges[s.Index] {
 			visit(e.To)
 		}
 	}
@@ -140,7 +150,7 @@ func (c *checker) reachable() {
 		return
 	}
 	for _, s := range c.f.Steps {
-		if !c.reach[s] {
+		if !c.reach[s.Index] {
 			c.diags.Add(s.Pos, diag.Unreachable, "Add a `goto: "+s.ID+"` in an earlier step, or remove this step.",
 				"step `%s` can never be reached from the start step `%s`", s.ID, c.f.Start)
 		}
@@ -162,7 +172,7 @@ func (c *checker) loops() {
 		stack = append(stack, s)
 		onStack[s] = true
 		self := false
-		for _, e := range c.f.Edges(s) {
+		for _, e := range c.edges[s.Index] {
 			t := e.To
 			if t.Pauses() || e.Kind != EdgeNext {
 				continue
@@ -190,7 +200,11 @@ func (c *checker) loops() {
 				break
 			}
 		}
-		if len(scc) > 1 || self {
+		if self && len(scc) == 1 {
+			c.diags.Add(s.Pos, diag.EndlessLoop, "Add a question (`ask:`), a `wait:` or an `end: true` on the way back.",
+				"step `%s` can go back to itself without asking anything: the conversation would go round forever", s.ID)
+		}
+		if len(scc) > 1 {
 			slices.SortFunc(scc, func(a, b *Step) int { return a.Index - b.Index })
 			names := make([]string, len(scc))
 			for i, t := range scc {
@@ -246,9 +260,12 @@ func (c *checker) unset() {
 	for _, d := range c.f.Vars {
 		declared.add(idx[d.Name])
 	}
-	in := map[*Step]varSet{}
-	for _, s := range c.f.Steps {
-		in[s] = full.clone()
+	// One backing array for every step's set keeps this to two allocations.
+	in := make([]varSet, len(c.f.Steps))
+	backing := make(varSet, words*len(c.f.Steps))
+	for i := range in {
+		in[i] = backing[i*words : (i+1)*words : (i+1)*words]
+		copy(in[i], full)
 	}
 	// Steps that keywords jump to may be entered with only the declared
 	// variables known.
@@ -258,77 +275,90 @@ func (c *checker) unset() {
 	}
 	for _, s := range entries {
 		if s != nil {
-			in[s].intersect(declared)
+			in[s.Index].intersect(declared)
 		}
 	}
-	out := func(s *Step, e EdgeKind) varSet {
-		o := in[s].clone()
-		if e == EdgeNext {
-			if s.Ask != nil && s.Ask.Save != "" {
-				o.add(idx[s.Ask.Save])
-			}
-			for _, a := range s.Set {
-				o.add(idx[a.Var])
-			}
-		}
-		return o
-	}
-	for changed := true; changed; {
-		changed = false
-		for _, s := range c.f.Steps {
-			if !c.reach[s] {
-				continue
-			}
-			for _, e := range c.f.Edges(s) {
-				if in[e.To].intersect(out(s, e.Kind)) {
-					changed = true
-				}
-			}
+	// A worklist: a step is visited again only when what is known on entry
+	// to it shrank, so a long chain written in reverse order costs one pass,
+	// not one pass per step.
+	queue := make([]*Step, 0, len(c.f.Steps))
+	queued := make([]bool, len(c.f.Steps))
+	for _, s := range c.f.Steps {
+		if c.reach[s.Index] {
+			queue = append(queue, s)
+			queued[s.Index] = true
 		}
 	}
-	use := func(e *Expr, known varSet, where string) {
+	saved := make(varSet, words)
+	for len(queue) > 0 {
+		s := queue[0]
+		queue = queue[1:]
+		queued[s.Index] = false
+		copy(saved, in[s.Index])
+		if s.Ask != nil && s.Ask.Save != "" {
+			saved.add(idx[s.Ask.Save])
+		}
+		for _, a := range s.Set {
+			saved.add(idx[a.Var])
+		}
+		for _, e := range c.edges[s.Index] {
+			// A failed or timed-out question saves nothing and runs no set.
+			o := saved
+			if e.Kind != EdgeNext {
+				o = in[s.Index]
+			}
+			if in[e.To.Index].intersect(o) && !queued[e.To.Index] {
+				queued[e.To.Index] = true
+				queue = append(queue, e.To)
+			}
+		}
+	}
+	// where describes the moment a variable is read; it is formatted only
+	// when there is something to report.
+	use := func(e *Expr, known varSet, where func() string) {
 		if e == nil {
 			return
 		}
 		for _, v := range e.Vars {
 			if i, ok := idx[v]; ok && !known.has(i) {
 				c.diags.Add(e.Pos, diag.MaybeUnset, "Ask for it on every path before this point, or give it a first value with `set:` in an earlier step.",
-					"`%s` may not be saved yet when %s: on some path from the start no step saves it first", v, where)
+					"`%s` may not be saved yet when %s: on some path from the start no step saves it first", v, where())
 			}
 		}
 	}
+	after := make(varSet, words)
 	for _, s := range c.f.Steps {
-		if !c.reach[s] {
+		if !c.reach[s.Index] {
 			continue
 		}
-		known := in[s]
-		where := fmt.Sprintf("step `%s` runs", s.ID)
-		c.messageExprs(s, func(e *Expr) { use(e, known, where) })
-		after := known.clone()
+		known := in[s.Index]
+		runs := func() string { return fmt.Sprintf("step `%s` runs", s.ID) }
+		c.messageExprs(s, func(e *Expr) { use(e, known, runs) })
+		copy(after, known)
 		if s.Ask != nil && s.Ask.Save != "" {
 			after.add(idx[s.Ask.Save])
 		}
 		for _, a := range s.Set {
-			use(a.Expr, after, where)
+			use(a.Expr, after, runs)
 			after.add(idx[a.Var])
 		}
 		for _, r := range s.Next {
-			use(r.When, after, fmt.Sprintf("step `%s` chooses where to go", s.ID))
+			use(r.When, after, func() string { return fmt.Sprintf("step `%s` chooses where to go", s.ID) })
 		}
 	}
 	if v := c.f.Secure.Verify; v != nil {
 		// The check runs when a secure segment opens: at a sensitive step.
 		known := full.clone()
 		for _, s := range c.f.Steps {
-			if s.Sensitive && c.reach[s] {
-				known.intersect(in[s])
+			if s.Sensitive && c.reach[s.Index] {
+				known.intersect(in[s.Index])
 			}
 		}
-		use(v.Equals, known, "the secure page checks the patient's identity")
+		use(v.Equals, known, func() string { return "the secure page checks the patient's identity" })
 	}
 	for _, k := range c.f.Keywords {
 		for _, m := range k.Say {
-			m.exprs(func(e *Expr) { use(e, declared, "keyword "+k.Word+" answers") })
+			m.exprs(func(e *Expr) { use(e, declared, func() string { return "keyword " + k.Word + " answers" }) })
 		}
 	}
 }
@@ -381,25 +411,47 @@ func (c *checker) sensitivity() {
 			tainted[s.Ask.Save] = taint{s.Ask.Save, s.ID}
 		}
 	}
-	for changed := true; changed; {
-		changed = false
-		for _, s := range c.f.Steps {
-			for _, a := range s.Set {
-				if _, done := tainted[a.Var]; done || a.Expr == nil {
-					continue
-				}
-				if a.Expr.UsesInput && s.Sensitive {
-					tainted[a.Var] = taint{"input", s.ID}
-					changed = true
-					continue
-				}
-				for _, v := range a.Expr.Vars {
-					if t, ok := tainted[v]; ok {
-						tainted[a.Var] = t
-						changed = true
-						break
-					}
-				}
+	// Spread the taint along `set` with a worklist: each variable is
+	// followed once, however the sets are ordered in the file.
+	readers := map[string][]*Assign{}
+	for _, s := range c.f.Steps {
+		for _, a := range s.Set {
+			if a.Expr == nil {
+				continue
+			}
+			if _, done := tainted[a.Var]; !done && a.Expr.UsesInput && s.Sensitive {
+				tainted[a.Var] = taint{"input", s.ID}
+			}
+			for _, v := range a.Expr.Vars {
+				readers[v] = append(readers[v], a)
+			}
+		}
+	}
+	queue := make([]string, 0, len(tainted))
+	for _, d := range c.f.Vars {
+		if _, ok := tainted[d.Name]; ok {
+			queue = append(queue, d.Name)
+		}
+	}
+	for _, s := range c.f.Steps {
+		if s.Ask != nil && s.Ask.Save != "" {
+			if _, ok := tainted[s.Ask.Save]; ok {
+				queue = append(queue, s.Ask.Save)
+			}
+		}
+		for _, a := range s.Set {
+			if _, ok := tainted[a.Var]; ok {
+				queue = append(queue, a.Var)
+			}
+		}
+	}
+	for len(queue) > 0 {
+		v := queue[0]
+		queue = queue[1:]
+		for _, a := range readers[v] {
+			if _, done := tainted[a.Var]; !done {
+				tainted[a.Var] = tainted[v]
+				queue = append(queue, a.Var)
 			}
 		}
 	}
@@ -425,21 +477,22 @@ func (c *checker) sensitivity() {
 				"%s would send `%s` over SMS or Messenger, but %s", where, v, src)
 		}
 	}
+	if len(tainted) == 0 && !c.f.usesInput() {
+		return
+	}
 	for _, s := range c.f.Steps {
 		if s.Sensitive {
 			continue
 		}
-		where := fmt.Sprintf("step `%s`", s.ID)
-		fix := fmt.Sprintf("Mark step `%s` as `sensitive: true`, or leave the value out of this message.", s.ID)
-		c.messageExprs(s, func(e *Expr) { leak(e, where, fix) })
-		for _, m := range s.Say {
-			m.exprs(func(e *Expr) {
-				if e.UsesInput && c.afterSensitive(s) {
-					c.diags.Add(e.Pos, diag.SensitiveLeak, fix,
-						"step `%s` would send `input` over SMS or Messenger, but it can follow a sensitive step, so the last answer may be sensitive", s.ID)
-				}
-			})
-		}
+		where := "step `" + s.ID + "`"
+		fix := "Mark step `" + s.ID + "` as `sensitive: true`, or leave the value out of this message."
+		c.messageExprs(s, func(e *Expr) {
+			leak(e, where, fix)
+			if e.UsesInput && c.afterSensitive(s) {
+				c.diags.Add(e.Pos, diag.SensitiveLeak, fix,
+					"step `%s` would send `input` over SMS or Messenger, but it can follow a sensitive step, so the last answer may be sensitive", s.ID)
+			}
+		})
 	}
 	for _, k := range c.f.Keywords {
 		for _, m := range k.Say {
@@ -450,20 +503,73 @@ func (c *checker) sensitivity() {
 	}
 }
 
+// afterSensitive reports whether the last answer when s runs may have been
+// given in a sensitive step: a sensitive step leads to s, directly or
+// through steps that ask nothing (and so leave `input` as it was).
 func (c *checker) afterSensitive(s *Step) bool {
-	for _, e := range c.preds[s] {
-		if e.From.Sensitive {
-			return true
+	if c.afterSens == nil {
+		// Walk forward once from every sensitive step, through steps that
+		// ask nothing, marking the steps reached.
+		c.afterSens = make([]bool, len(c.f.Steps))
+		var queue []*Step
+		for _, t := range c.f.Steps {
+			if t.Sensitive {
+				queue = append(queue, t)
+			}
+		}
+		for len(queue) > 0 {
+			t := queue[0]
+			queue = queue[1:]
+			for _, e := range c.edges[t.Index] {
+				if !c.afterSens[e.To.Index] {
+					c.afterSens[e.To.Index] = true
+					if e.To.Ask == nil && !e.To.Sensitive {
+						queue = append(queue, e.To)
+					}
+				}
+			}
 		}
 	}
-	return false
+	return c.afterSens[s.Index]
+}
+
+// usesInput reports whether any message of the flow shows `input`.
+func (f *Flow) usesInput() bool {
+	uses := false
+	f.forEachExpr(func(e *Expr, _ exprKind) { uses = uses || e.UsesInput })
+	return uses
 }
 
 // normChoice folds an answer for comparison the way the engine matches it.
 func normChoice(s string) string {
-	return strings.Join(strings.FieldsFunc(strings.ToLower(s), func(r rune) bool {
-		return !unicode.IsLetter(r) && !unicode.IsDigit(r)
-	}), " ")
+	s = strings.ToLower(s)
+	word := func(r rune) bool { return unicode.IsLetter(r) || unicode.IsDigit(r) }
+	// Most answers are one plain word already: return them as they are.
+	plain := true
+	for _, r := range s {
+		if !word(r) {
+			plain = false
+			break
+		}
+	}
+	if plain {
+		return s
+	}
+	var b strings.Builder
+	b.Grow(len(s))
+	gap := false
+	for _, r := range s {
+		if !word(r) {
+			gap = true
+			continue
+		}
+		if gap && b.Len() > 0 {
+			b.WriteByte(' ')
+		}
+		gap = false
+		b.WriteRune(r)
+	}
+	return b.String()
 }
 
 // choices finds two choices of one question that one answer would match.
@@ -510,18 +616,17 @@ func (c *checker) lengths() {
 			return
 		}
 		for lang, t := range m.Text {
-			n := runeCount(t.Literal())
-			in := ""
-			if lang != "" {
-				in = " (" + lang + ")"
-			}
+			n := t.literalLen()
 			switch {
 			case n > MaxMessenger:
 				c.diags.Add(t.Pos, diag.TooLongMessenger, "Shorten it, or split it into several `say:` messages.",
-					"the message%s is %d characters long; Messenger allows %d and SMS %d", in, n, MaxMessenger, MaxSMS)
-			case n+extra > MaxSMS:
+					"the message%s is %d characters long; Messenger allows %d and SMS %d", langSuffix(lang), n, MaxMessenger, MaxSMS)
+			case n+extra > MaxSMS && extra > 0:
+				c.diags.Add(t.Pos, diag.TooLongSMS, "Shorten it, or offer fewer or shorter choices.",
+					"the message%s is %d characters long with its choice list; SMS allows %d", langSuffix(lang), n+extra, MaxSMS)
+			case n > MaxSMS:
 				c.diags.Add(t.Pos, diag.TooLongSMS, "Shorten it, or split it into several `say:` messages.",
-					"the message%s is %d characters long with its choice list; SMS allows %d", in, n+extra, MaxSMS)
+					"the message%s is %d characters long; SMS allows %d", langSuffix(lang), n, MaxSMS)
 			}
 		}
 	}
@@ -542,9 +647,12 @@ func (c *checker) lengths() {
 			extra := 0
 			for i, ch := range a.Choices {
 				// "Reply 1 for X, " as the engine renders choices on SMS.
-				extra += len(fmt.Sprintf("%d for , ", i+1)) + labelLen(ch)
+				extra += len(strconv.Itoa(i+1)) + len(" for , ") + labelLen(ch)
+				if ch.Label == nil {
+					continue // a choice without a value, reported by the loader
+				}
 				for _, t := range ch.Label.Text {
-					if n := runeCount(t.Literal()); n > MaxQuickReply {
+					if n := t.literalLen(); n > MaxQuickReply {
 						c.diags.Add(ch.Pos, diag.QuickReplyTooLong, fmt.Sprintf("Give it a `label:` of at most %d characters.", MaxQuickReply),
 							"the choice %q is %d characters long; Messenger cuts button titles at %d", t.Literal(), n, MaxQuickReply)
 					}
@@ -554,8 +662,8 @@ func (c *checker) lengths() {
 				extra += len("Reply .")
 			}
 			if len(a.Choices) > MaxQuickCount {
-				c.diags.Add(a.Pos, diag.TooManyChoices, "Offer fewer choices, or split the question in two.",
-					"step `%s` offers %d choices; Messenger shows at most %d buttons, so the rest can only be typed", s.ID, len(a.Choices), MaxQuickCount)
+				c.diags.Add(a.Choices[MaxQuickCount].Pos, diag.TooManyChoices, "Offer fewer choices, or split the question in two.",
+					"step `%s` offers %d choices; Messenger shows at most %d buttons, so this one and the rest can only be typed", s.ID, len(a.Choices), MaxQuickCount)
 			}
 			check(a.Prompt, extra)
 			check(a.Retry, 0)
@@ -568,7 +676,7 @@ func labelLen(ch *Choice) int {
 	n := 0
 	if ch.Label != nil {
 		for _, t := range ch.Label.Text {
-			n = max(n, runeCount(t.Literal()))
+			n = max(n, t.literalLen())
 		}
 	}
 	return n
@@ -578,24 +686,28 @@ func labelLen(ch *Choice) int {
 // safeflow handles itself.
 func (c *checker) keywords() {
 	seen := map[string]Pos{}
-	mark := func(w string, p Pos, what string) {
+	mark := func(w string, p Pos) {
 		if slices.Contains(CarrierKeywords, w) {
 			c.diags.Add(p, diag.KeywordCollision, "Choose another word.",
-				"%s uses %s, which safeflow keeps for opting out and back in, as carriers require", what, w)
+				"the keyword %s is kept by safeflow for opting out and back in, as carriers require", w)
 			return
 		}
 		if prev, dup := seen[w]; dup {
 			c.diags.Add(p, diag.KeywordCollision, "Use each keyword once.",
-				"%s uses %s, which is already used at line %d", what, w, prev.Line)
+				"the keyword %s is already used at line %d", w, prev.Line)
 			return
 		}
 		seen[w] = p
 	}
-	for _, w := range c.f.Trigger.Keywords {
-		mark(w, c.f.Trigger.Pos, "the trigger")
+	for i, w := range c.f.Trigger.Keywords {
+		p := c.f.Trigger.Pos
+		if i < len(c.f.Trigger.wordPos) {
+			p = c.f.Trigger.wordPos[i]
+		}
+		mark(w, p)
 	}
 	for _, k := range c.f.Keywords {
-		mark(k.Word, k.Pos, "keyword "+k.Word)
+		mark(k.Word, k.Pos)
 	}
 	for _, s := range c.f.Steps {
 		if s.Ask == nil {
@@ -669,6 +781,9 @@ func (c *checker) languages() {
 			collect(a.Retry)
 			collect(a.Reminder)
 			for _, ch := range a.Choices {
+				if ch.Label == nil {
+					continue
+				}
 				if _, plain := ch.Label.Text[""]; !plain {
 					collect(ch.Label)
 				}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -14,7 +15,6 @@ import (
 	"github.com/expr-lang/expr/conf"
 	"github.com/expr-lang/expr/file"
 	"github.com/expr-lang/expr/optimizer"
-	"github.com/expr-lang/expr/parser"
 	"github.com/expr-lang/expr/vm"
 
 	"github.com/safeflow/safeflow/flows/diag"
@@ -46,7 +46,9 @@ type compiler struct {
 	r     *reader
 	diags *diag.List
 	cfg   *conf.Config
-	cache map[cacheKey]compiled
+	// linkCfg knows only `link`, for the secure link message.
+	linkCfg *conf.Config
+	cache   map[cacheKey]compiled
 }
 
 type cacheKey struct {
@@ -69,12 +71,15 @@ func newCompiler(f *Flow, r *reader) *compiler {
 
 func (c *compiler) compile() {
 	c.declare()
-	c.typeSets()
 	c.cfg = c.config(false)
+	c.typeSets()
 	c.f.forEachExpr(func(e *Expr, k exprKind) {
 		if e.Program == nil && e.Ident == "" {
 			c.expr(e, k)
 		}
+		// Positions are known now; dropping the node lets the YAML tree go
+		// instead of living as long as the loaded flow.
+		e.node = nil
 	})
 	if v := c.f.Secure.Verify; v != nil && v.Equals != nil && v.Equals.Type != nil {
 		v.Type = typeName(v.Equals)
@@ -102,7 +107,7 @@ func (c *compiler) declare() {
 	}
 	for _, s := range c.f.Steps {
 		if s.Ask != nil && s.Ask.Save != "" && s.Ask.Type != "" {
-			c.variable(s.Ask.Save, s.Ask.Type, inputTypes[s.Ask.Type], s.Sensitive, s.Ask.Pos)
+			c.variable(s.Ask.Save, s.Ask.Type, inputTypes[s.Ask.Type], s.Sensitive, s.Ask.savePos)
 		}
 	}
 }
@@ -122,72 +127,84 @@ func (c *compiler) variable(name, typ string, gt reflect.Type, sensitive bool, p
 }
 
 // typeSets compiles the `set` expressions in dependency order, so each
-// variable they make gets the type of its expression.
+// variable they make gets the type of its expression. Sets are tried in
+// file order, which is usually the order they depend on each other; one
+// that reads a variable only a later set makes stops at that name, waits
+// for it, and is tried again once it is typed. Each newly typed variable
+// joins the checker's environment at once. Sets still waiting at the end
+// form a cycle (or read a name nobody saves); they are compiled anyway so
+// that the unknown names are reported.
 func (c *compiler) typeSets() {
-	var pending []*Assign
+	var all []*Assign
 	for _, s := range c.f.Steps {
-		pending = append(pending, s.Set...)
+		for _, a := range s.Set {
+			if a.Expr != nil {
+				all = append(all, a)
+			}
+		}
 	}
-	setVars := map[string]bool{}
-	for _, a := range pending {
+	if len(all) == 0 {
+		return
+	}
+	waiting := map[string]bool{}
+	for _, a := range all {
 		if _, known := c.f.Variables[a.Var]; !known {
-			setVars[a.Var] = true
+			waiting[a.Var] = true
 		}
 	}
-	for len(pending) > 0 {
-		cfg := c.config(false)
-		var later []*Assign
-		var typed []string
-		for _, a := range pending {
-			if a.Expr == nil {
-				continue
-			}
-			if c.waitsFor(a.Expr, setVars) {
-				later = append(later, a)
-				continue
-			}
-			c.cfg = cfg
+	blocked := map[string][]int{} // waiting variable -> sets stopped at it
+	queue := make([]int, len(all))
+	for i := range queue {
+		queue[i] = i
+	}
+	done := make([]bool, len(all))
+	for len(queue) > 0 {
+		i := queue[0]
+		queue = queue[1:]
+		a := all[i]
+		if name := c.exprWaiting(a.Expr, kindAny, waiting); name != "" {
+			blocked[name] = append(blocked[name], i)
+			continue
+		}
+		done[i] = true
+		t := a.Expr.Type
+		if t == nil {
+			t = anyType
+		}
+		c.variable(a.Var, "value", t, false, a.Pos)
+		if waiting[a.Var] {
+			delete(waiting, a.Var)
+			c.addToEnv(a.Var)
+			queue = append(queue, blocked[a.Var]...)
+			delete(blocked, a.Var)
+		}
+	}
+	for i, a := range all {
+		if !done[i] {
 			c.expr(a.Expr, kindAny)
-			t := a.Expr.Type
-			if t == nil {
-				t = anyType
-			}
-			c.variable(a.Var, "value", t, false, a.Pos)
-			typed = append(typed, a.Var)
+			c.variable(a.Var, "value", anyType, false, a.Pos)
 		}
-		// Names typed in this pass join the environment in the next one.
-		for _, v := range typed {
-			delete(setVars, v)
-		}
-		if len(later) == len(pending) {
-			// A cycle of sets, or names nobody saves: compile them anyway so
-			// the unknown names are reported.
-			c.cfg = c.config(false)
-			for _, a := range later {
-				c.expr(a.Expr, kindAny)
-				c.variable(a.Var, "value", anyType, false, a.Pos)
-			}
-			return
-		}
-		pending = later
+	}
+	for name := range waiting {
+		c.addToEnv(name)
 	}
 }
 
-// waitsFor reports whether e reads a variable still waiting to be typed.
-func (c *compiler) waitsFor(e *Expr, waiting map[string]bool) bool {
-	if nameRe.MatchString(e.Source) {
-		return waiting[e.Source]
+// addToEnv adds a variable typed after the configuration was built to the
+// checker's environment, instead of building the configuration again.
+func (c *compiler) addToEnv(name string) {
+	v := c.f.Variables[name]
+	if v == nil {
+		return
 	}
-	tree, err := parser.Parse(e.Source)
-	if err != nil {
-		return false
+	var zero any
+	if v.GoType != nil && v.GoType != anyType {
+		zero = reflect.Zero(v.GoType).Interface()
 	}
-	for _, id := range identifiers(tree.Node) {
-		if waiting[id] {
-			return true
-		}
+	c.cfg.Env.Fields[name] = c.cfg.NtCache.NatureOf(zero)
+	if env, ok := c.cfg.EnvObject.(map[string]any); ok {
+		env[name] = zero
 	}
-	return false
 }
 
 // config builds the checker configuration: every variable known so far with
@@ -217,21 +234,38 @@ func (c *compiler) config(link bool) *conf.Config {
 }
 
 // expr compiles one expression, or takes it from the cache.
-func (c *compiler) expr(e *Expr, k exprKind) {
-	if nameRe.MatchString(e.Source) && k != kindLink && c.fastIdent(e, k) {
-		return
+func (c *compiler) expr(e *Expr, k exprKind) { c.exprWaiting(e, k, nil) }
+
+// exprWaiting compiles one expression unless it reads a name in waiting: a
+// variable that a set makes but that is not typed yet. Then it returns that
+// name and changes nothing, so the expression can be tried again later.
+func (c *compiler) exprWaiting(e *Expr, k exprKind, waiting map[string]bool) string {
+	if isName(e.Source) && k != kindLink {
+		if waiting[e.Source] {
+			return e.Source
+		}
+		if c.fastIdent(e, k) {
+			return ""
+		}
 	}
 	key := cacheKey{e.Source, k}
 	res, ok := c.cache[key]
 	if !ok {
 		res = c.build(e.Source, k)
+		var fe *file.Error
+		if waiting != nil && errors.As(res.err, &fe) {
+			if name, ok := strings.CutPrefix(fe.Message, "unknown name "); ok && waiting[name] {
+				return name
+			}
+		}
 		c.cache[key] = res
 	}
 	if res.err != nil {
 		c.report(e, k, res.err)
-		return
+		return ""
 	}
 	e.Program, e.Vars, e.UsesInput, e.Type = res.prog, res.vars, res.input, res.typ
+	return ""
 }
 
 // fastIdent handles a lone variable name without the VM: most guards and
@@ -259,7 +293,10 @@ func (c *compiler) fastIdent(e *Expr, k exprKind) bool {
 func (c *compiler) build(src string, k exprKind) compiled {
 	cfg := c.cfg
 	if k == kindLink {
-		cfg = c.config(true)
+		if c.linkCfg == nil {
+			c.linkCfg = c.config(true)
+		}
+		cfg = c.linkCfg
 	}
 	cp := *cfg
 	if k == kindBool {
@@ -290,6 +327,9 @@ func (c *compiler) build(src string, k exprKind) compiled {
 	return res
 }
 
+// tokenRe reads the text of a token out of expr's `Kind("text")`.
+var tokenRe = regexp.MustCompile(`^\w+\("(.*)"\)$`)
+
 // report turns an expr error into a diagnostic at the right character.
 func (c *compiler) report(e *Expr, k exprKind, err error) {
 	var fe *file.Error
@@ -316,6 +356,16 @@ func (c *compiler) report(e *Expr, k exprKind, err error) {
 			hint, mean = fmt.Sprintf("Write `%s` instead.", s), fmt.Sprintf(". Did you mean `%s`?", s)
 		}
 		c.diags.Add(pos, diag.ExprType, hint, "`%s` is not a variable of this flow%s", name, mean)
+		return
+	}
+	if tok, ok := strings.CutPrefix(msg, "unexpected token "); ok {
+		if tok == "EOF" {
+			msg = "it ends too soon; is something missing at the end, such as a value or a closing bracket?"
+		} else if m := tokenRe.FindStringSubmatch(tok); m != nil {
+			msg = fmt.Sprintf("`%s` is not expected here", m[1])
+		}
+		c.diags.Add(pos, diag.ExprSyntax, "See docs/authoring.md, section Expressions, for what expressions may contain.",
+			"the expression `%s` cannot be read: %s", strings.Join(strings.Fields(e.Source), " "), msg)
 		return
 	}
 	code := diag.ExprType

@@ -4,8 +4,12 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
+	"io"
+	"math"
 	"regexp"
+	"regexp/syntax"
 	"strconv"
 	"strings"
 	"time"
@@ -22,8 +26,6 @@ const MaxFileSize = 1 << 20
 
 var (
 	flowIDRe  = regexp.MustCompile(`^[a-z0-9][a-z0-9-]*$`)
-	nameRe    = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
-	langRe    = regexp.MustCompile(`^[a-z]{2,3}(-[A-Za-z]{2,4})?$`)
 	keywordRe = regexp.MustCompile(`^[\p{L}\p{N}]+$`)
 	yamlLine  = regexp.MustCompile(`line (\d+)`)
 )
@@ -33,8 +35,9 @@ type reader struct {
 	file  string
 	src   []byte
 	diags diag.List
-	// lines holds the byte offset where each line starts, built on first
-	// use by scalarPos.
+	// text is src as a string and lines the byte offset where each line
+	// starts, built on first use by scalarPos.
+	text  string
 	lines []int
 }
 
@@ -65,7 +68,7 @@ func (r *reader) errorf(n *yaml.Node, code diag.Code, hint, format string, args 
 func (r *reader) read() *Flow {
 	if len(r.src) > MaxFileSize {
 		r.errorf(nil, diag.FileTooLarge, "Split the flow into smaller flows.",
-			"the file is %d KB; flow files may be at most %d KB", len(r.src)/1024, MaxFileSize/1024)
+			"the file is larger than %d KB, the most a flow file may hold", MaxFileSize/1024)
 		return nil
 	}
 	var doc yaml.Node
@@ -77,6 +80,8 @@ func (r *reader) read() *Flow {
 	var extra yaml.Node
 	if err := dec.Decode(&extra); err == nil {
 		r.errorf(&extra, diag.YAMLSyntax, "Put each flow in its own file.", "the file holds more than one YAML document (a line with ---)")
+	} else if !errors.Is(err, io.EOF) {
+		r.yamlError(err)
 	}
 	if len(doc.Content) == 0 {
 		r.errorf(nil, diag.MissingField, "Start the file with `flow: my-flow-name` and a `steps:` section.", "the file is empty")
@@ -108,11 +113,11 @@ func (r *reader) read() *Flow {
 			f.Description = r.str(v)
 		case "language":
 			f.Language = r.str(v)
-			if !langRe.MatchString(f.Language) {
+			if !isLang(f.Language) {
 				r.errorf(v, diag.BadValue, "Use a language code such as `en` or `es`.", "%q is not a language code", f.Language)
 			}
 		case "start":
-			f.Start = r.str(v)
+			f.Start, f.startPos = r.str(v), r.pos(v)
 		case "trigger":
 			f.Trigger = r.trigger(v)
 		case "vars":
@@ -134,7 +139,7 @@ func (r *reader) read() *Flow {
 	}
 	r.steps(f, stepsNode)
 	if f.Start == "" && len(f.Steps) > 0 {
-		f.Start = f.Steps[0].ID
+		f.Start, f.startPos = f.Steps[0].ID, f.Steps[0].Pos
 	}
 	if f.Secure.Return == "" {
 		f.Secure.Return = "origin"
@@ -145,17 +150,56 @@ func (r *reader) read() *Flow {
 	return f
 }
 
-// yamlError reports a YAML syntax error at the line yaml.v3 names.
+// yamlMessages rewords yaml.v3's commonest errors for clinic staff.
+var yamlMessages = map[string]string{
+	"mapping values are not allowed in this context": "a second `: ` on this line; put text that holds a colon in quotes",
+	"did not find expected key":                      "a line in the block that starts here is not indented like the others",
+	"did not find expected '-' indicator":            "a line in the list that starts here is not indented like its `-` entries",
+	"could not find expected ':'":                    "a line has no `:` after its key",
+	"found character that cannot start any token":    "a character that cannot start a value (a tab, or a stray @ or `); indent with spaces and quote such text",
+}
+
+// yamlError reports a YAML syntax error at the line yaml.v3 names. yaml.v3
+// gives no column: the caret goes under the first character of the line,
+// or under the offending colon when the error is a second `: `.
 func (r *reader) yamlError(err error) {
 	msg := strings.TrimPrefix(err.Error(), "yaml: ")
 	p := Pos{File: r.file}
 	if m := yamlLine.FindStringSubmatch(msg); m != nil {
 		p.Line, _ = strconv.Atoi(m[1])
-		p.Col = 1
 		msg = strings.TrimSpace(strings.Replace(msg, m[0]+":", "", 1))
+		text, ok := r.line(p.Line)
+		for !ok && p.Line > 1 {
+			// yaml.v3 may name the line after the last one.
+			p.Line--
+			text, ok = r.line(p.Line)
+		}
+		p.Col = len(text) - len(strings.TrimLeft(text, " \t")) + 1
+		if msg == "mapping values are not allowed in this context" {
+			if i := secondColon(text); i >= 0 {
+				p.Col = runeCount(text[:i]) + 1
+			}
+		}
+	}
+	if friendly, ok := yamlMessages[msg]; ok {
+		msg = friendly + " (" + msg + ")"
 	}
 	r.diags.Add(p, diag.YAMLSyntax, "Check the indentation and that every `key:` is followed by a space; put text with a colon or # in quotes.",
 		"the file is not valid YAML: %s", msg)
+}
+
+// secondColon returns the byte index of the second mapping colon (a colon
+// followed by a space or the end of the line) of a line, or -1.
+func secondColon(line string) int {
+	seen := 0
+	for i := 0; i < len(line); i++ {
+		if line[i] == ':' && (i+1 == len(line) || line[i+1] == ' ') {
+			if seen++; seen == 2 {
+				return i
+			}
+		}
+	}
+	return -1
 }
 
 // noAliases rejects anchors and aliases: they make a flow hard for staff to
@@ -210,14 +254,27 @@ func (r *reader) fields(n *yaml.Node, what string, known []string) [][2]*yaml.No
 		return nil
 	}
 	out := make([][2]*yaml.Node, 0, len(n.Content)/2)
-	seen := map[string]bool{}
+	// Most mappings have a handful of keys: look back over them instead of
+	// building a map for each.
+	var seen map[string]bool
+	if len(n.Content) > 32 {
+		seen = make(map[string]bool, len(n.Content)/2)
+	}
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, v := n.Content[i], n.Content[i+1]
-		if seen[k.Value] {
+		dup := seen[k.Value]
+		if seen == nil {
+			for j := 0; j < i && !dup; j += 2 {
+				dup = n.Content[j].Value == k.Value
+			}
+		}
+		if dup {
 			r.errorf(k, diag.DuplicateKey, "Remove one of them, or merge them into one.", "`%s` is written twice in %s", k.Value, what)
 			continue
 		}
-		seen[k.Value] = true
+		if seen != nil {
+			seen[k.Value] = true
+		}
 		if known != nil && !contains(known, k.Value) {
 			hint := "Remove it, or check the spelling. Keys allowed here: " + strings.Join(known, ", ") + "."
 			if s := suggest(k.Value, known); s != "" {
@@ -262,19 +319,19 @@ func (r *reader) boolean(n *yaml.Node) bool {
 	return false
 }
 
-func (r *reader) integer(n *yaml.Node) int {
+func (r *reader) integer(n *yaml.Node) (int, bool) {
 	if n.Kind == yaml.ScalarNode {
 		if v, err := strconv.Atoi(n.Value); err == nil {
-			return v
+			return v, true
 		}
 	}
 	r.errorf(n, diag.WrongType, "Write a whole number such as 3.", "expected a whole number, found %s", kindName(n))
-	return 0
+	return 0, false
 }
 
 func (r *reader) number(n *yaml.Node) *float64 {
 	if n.Kind == yaml.ScalarNode {
-		if v, err := strconv.ParseFloat(n.Value, 64); err == nil {
+		if v, err := strconv.ParseFloat(n.Value, 64); err == nil && !math.IsNaN(v) && !math.IsInf(v, 0) {
 			return &v
 		}
 	}
@@ -313,7 +370,7 @@ func (r *reader) name(n *yaml.Node) string {
 	if s == "" {
 		return ""
 	}
-	if !nameRe.MatchString(s) {
+	if !isName(s) {
 		r.errorf(n, diag.BadValue, "Use letters, digits and underscores, starting with a letter, for example `first_name`.", "%q is not a valid variable name", s)
 		return ""
 	}
@@ -329,7 +386,7 @@ func (r *reader) trigger(n *yaml.Node) Trigger {
 	for _, kv := range r.fields(n, "trigger", triggerKeys) {
 		switch kv[0].Value {
 		case "keywords":
-			t.Keywords = r.words(kv[1])
+			t.Keywords, t.wordPos = r.words(kv[1])
 		case "default":
 			t.Default = r.boolean(kv[1])
 		}
@@ -338,19 +395,21 @@ func (r *reader) trigger(n *yaml.Node) Trigger {
 }
 
 // words reads a list of keywords, upper-cased.
-func (r *reader) words(n *yaml.Node) []string {
+func (r *reader) words(n *yaml.Node) ([]string, []Pos) {
 	if n.Kind != yaml.SequenceNode {
 		r.errorf(n, diag.WrongType, "Write the keywords as a list, for example `[INTAKE, NEW]`.", "expected a list of keywords, found %s", kindName(n))
-		return nil
+		return nil, nil
 	}
 	var out []string
+	var pos []Pos
 	for _, c := range n.Content {
 		w := r.keyword(c)
 		if w != "" {
 			out = append(out, w)
+			pos = append(pos, r.pos(c))
 		}
 	}
-	return out
+	return out, pos
 }
 
 func (r *reader) keyword(n *yaml.Node) string {
@@ -457,7 +516,7 @@ func (r *reader) keywords(n *yaml.Node) []*Keyword {
 				case "say":
 					k.Say = r.messages(f[1])
 				case "goto":
-					k.Goto = r.str(f[1])
+					k.Goto, k.gotoPos = r.str(f[1]), r.pos(f[1])
 				case "handoff":
 					k.Handoff = r.str(f[1])
 				case "end":
@@ -480,7 +539,7 @@ func (r *reader) steps(f *Flow, n *yaml.Node) {
 	}
 	for _, kv := range pairs {
 		id := kv[0].Value
-		if !nameRe.MatchString(strings.ReplaceAll(id, "-", "_")) {
+		if !isStepName(id) {
 			r.errorf(kv[0], diag.BadValue, "Use letters, digits, dashes and underscores, for example `ask-name`.", "%q is not a valid step name", id)
 			continue
 		}
@@ -536,7 +595,7 @@ func (r *reader) step(id string, k, n *yaml.Node) *Step {
 
 func (r *reader) ask(n *yaml.Node, what string) *Ask {
 	a := &Ask{Pos: r.pos(n), Attempts: DefaultAttempts}
-	var pattern *yaml.Node
+	var pattern, choices, maxNode *yaml.Node
 	for _, kv := range r.fields(n, "the `ask` of "+what, askKeys) {
 		v := kv[1]
 		switch kv[0].Value {
@@ -545,26 +604,31 @@ func (r *reader) ask(n *yaml.Node, what string) *Ask {
 		case "type":
 			a.Type = r.inputType(v)
 		case "save":
-			a.Save = r.name(v)
+			a.Save, a.savePos = r.name(v), r.pos(v)
 		case "choices":
-			a.Choices = r.choices(v)
+			a.Choices, choices = r.choices(v), v
 		case "pattern":
 			pattern = v
 			src := r.str(v)
-			re, err := regexp.Compile(`^(?:` + src + `)$`)
+			// Check the pattern alone first: a stray `)` would otherwise
+			// close the group wrapped around it and defeat the anchors (as
+			// `a)|(b` does), and the error quotes only what the author wrote.
+			_, err := syntax.Parse(src, syntax.Perl)
+			if err == nil {
+				a.Pattern, err = regexp.Compile(`^(?:` + src + `)$`)
+			}
 			if err != nil {
 				r.errorf(v, diag.BadValue, "Check the brackets and backslashes of the pattern.", "the pattern cannot be read: %s", strings.TrimPrefix(err.Error(), "error parsing regexp: "))
 			}
-			a.Pattern = re
 		case "min":
 			a.Min = r.number(v)
 		case "max":
-			a.Max = r.number(v)
+			a.Max, maxNode = r.number(v), v
 		case "retry":
 			a.Retry = r.message(v)
 		case "attempts":
-			a.Attempts = r.integer(v)
-			if a.Attempts < 1 || a.Attempts > 10 {
+			var ok bool
+			if a.Attempts, ok = r.integer(v); ok && (a.Attempts < 1 || a.Attempts > 10) {
 				r.errorf(v, diag.BadValue, "Use a number from 1 to 10.", "attempts must be from 1 to 10, not %d", a.Attempts)
 			}
 		case "on_fail":
@@ -592,7 +656,7 @@ func (r *reader) ask(n *yaml.Node, what string) *Ask {
 	case a.Type == TypeChoice && len(a.Choices) == 0:
 		r.errorf(n, diag.MissingField, "Add `choices:` with the answers to offer, for example `[Monday, Tuesday]`.", "a choice question needs `choices`")
 	case a.Type != TypeChoice && a.Choices != nil:
-		r.errorf(n, diag.ConflictingFields, "Write `type: choice`, or remove `choices:`.", "`choices` only work with `type: choice`, but the type is %s", a.Type)
+		r.errorf(choices, diag.ConflictingFields, "Write `type: choice`, or remove `choices:`.", "`choices` only work with `type: choice`, but the type is %s", a.Type)
 	case a.Type == TypePattern && pattern == nil:
 		r.errorf(n, diag.MissingField, "Add `pattern:` with the form the answer must have.", "a pattern question needs `pattern`")
 	case a.Type != TypePattern && pattern != nil:
@@ -602,7 +666,7 @@ func (r *reader) ask(n *yaml.Node, what string) *Ask {
 		r.errorf(n, diag.ConflictingFields, "Remove `min:` and `max:`; they only apply to number, integer and text answers.", "`min` and `max` do not apply to %s answers", a.Type)
 	}
 	if a.Min != nil && a.Max != nil && *a.Min > *a.Max {
-		r.errorf(n, diag.BadValue, "Swap the two numbers.", "min (%v) is larger than max (%v)", *a.Min, *a.Max)
+		r.errorf(maxNode, diag.BadValue, "Swap the two numbers.", "min (%v) is larger than max (%v)", *a.Min, *a.Max)
 	}
 	if a.Timeout == 0 && (a.Reminder != nil || a.OnTimeout != "" || a.RemindAfter != 0) {
 		r.errorf(n, diag.MissingField, "Add `timeout:`, for example `timeout: 24h`.", "`reminder`, `remind_after` and `on_timeout` need a `timeout`")
@@ -657,7 +721,7 @@ func (r *reader) choices(n *yaml.Node) []*Choice {
 
 func (r *reader) routes(n *yaml.Node) []*Route {
 	if n.Kind == yaml.ScalarNode {
-		return []*Route{{Goto: r.str(n), Pos: r.pos(n)}}
+		return []*Route{{Goto: r.str(n), Pos: r.pos(n), gotoPos: r.pos(n)}}
 	}
 	if n.Kind != yaml.SequenceNode {
 		r.errorf(n, diag.WrongType, "Write a step name, or a list of `- when: ...` / `goto: ...` entries.", "`next` should be a step name or a list, not %s", kindName(n))
@@ -671,7 +735,7 @@ func (r *reader) routes(n *yaml.Node) []*Route {
 			case "when":
 				rt.When = r.expr(kv[1])
 			case "goto":
-				rt.Goto = r.str(kv[1])
+				rt.Goto, rt.gotoPos = r.str(kv[1]), r.pos(kv[1])
 			}
 		}
 		if c.Kind == yaml.MappingNode && rt.Goto == "" {
@@ -713,7 +777,7 @@ func (r *reader) message(n *yaml.Node) *Message {
 	case yaml.MappingNode:
 		for _, kv := range r.fields(n, "a message", nil) {
 			lang := kv[0].Value
-			if !langRe.MatchString(lang) {
+			if !isLang(lang) {
 				r.errorf(kv[0], diag.BadValue, "A message is either one text, or one text per language such as `en:` and `es:`.", "`%s` is not a language code", lang)
 				continue
 			}
@@ -736,6 +800,8 @@ func (r *reader) message(n *yaml.Node) *Message {
 // template splits a scalar into literal text and {{ expr }} parts.
 func (r *reader) template(n *yaml.Node) *Template {
 	t := &Template{Source: n.Value, Pos: r.pos(n)}
+	// Each {{ }} adds at most two parts: size the slice once.
+	t.Parts = make([]Part, 0, 2*strings.Count(n.Value, "{{")+1)
 	s := n.Value
 	off := 0
 	for {
@@ -779,6 +845,58 @@ func (r *reader) expr(n *yaml.Node) *Expr {
 
 func runeCount(s string) int { return utf8.RuneCountInString(s) }
 
+// isName reports whether s is a variable name: an ASCII letter or
+// underscore, then letters, digits and underscores. It runs for every
+// expression, so it is written out rather than a regexp.
+func isName(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c == '_' || 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || i > 0 && '0' <= c && c <= '9' {
+			continue
+		}
+		return false
+	}
+	return true
+}
+
+// isStepName reports whether s is a step name: a variable name that may
+// also hold dashes.
+func isStepName(s string) bool {
+	if s == "" || '0' <= s[0] && s[0] <= '9' {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c != '-' && c != '_' && (c < 'a' || c > 'z') && (c < 'A' || c > 'Z') && (c < '0' || c > '9') {
+			return false
+		}
+	}
+	return true
+}
+
+// isLang reports whether s is a language code such as en, haw or pt-BR
+// (two or three lower-case letters, then optionally a dash and two to four
+// letters).
+func isLang(s string) bool {
+	base, region, dashed := strings.Cut(s, "-")
+	if len(base) < 2 || len(base) > 3 || dashed && (len(region) < 2 || len(region) > 4) {
+		return false
+	}
+	for i := 0; i < len(base); i++ {
+		if base[i] < 'a' || base[i] > 'z' {
+			return false
+		}
+	}
+	for i := 0; i < len(region); i++ {
+		if c := region[i] | 0x20; c < 'a' || c > 'z' {
+			return false
+		}
+	}
+	return true
+}
+
 // isLanguageMap reports whether a mapping is a message in several
 // languages ({en: ..., es: ...}) rather than a set of fields.
 func isLanguageMap(n *yaml.Node) bool {
@@ -787,7 +905,7 @@ func isLanguageMap(n *yaml.Node) bool {
 	}
 	for i := 0; i < len(n.Content); i += 2 {
 		k := n.Content[i].Value
-		if !langRe.MatchString(k) || contains(keywordKeys, k) {
+		if !isLang(k) || contains(keywordKeys, k) {
 			return false
 		}
 	}

@@ -8,6 +8,7 @@ import (
 	"reflect"
 	"regexp"
 	"time"
+	"unicode/utf8"
 
 	"github.com/expr-lang/expr/vm"
 	"gopkg.in/yaml.v3"
@@ -43,7 +44,8 @@ type Flow struct {
 	Source []byte
 	Pos    Pos
 
-	byID map[string]*Step
+	byID     map[string]*Step
+	startPos Pos
 }
 
 // Step returns the step with the given id, or nil.
@@ -61,6 +63,9 @@ type Trigger struct {
 	// no keyword.
 	Default bool
 	Pos     Pos
+
+	// wordPos places each keyword in the file, for collision reports.
+	wordPos []Pos
 }
 
 // VarDecl is a variable the clinic supplies when it starts the flow itself
@@ -102,6 +107,8 @@ type Keyword struct {
 	Handoff string
 	End     bool
 	Pos     Pos
+
+	gotoPos Pos
 }
 
 // Step is one state of the flow.
@@ -146,6 +153,9 @@ type Ask struct {
 	RemindAfter time.Duration
 	OnTimeout   string
 	Pos         Pos
+
+	// savePos places the `save:` value: where the variable is declared.
+	savePos Pos
 }
 
 // DefaultAttempts caps re-asking so that no patient is stuck in a loop.
@@ -171,6 +181,8 @@ type Route struct {
 	When *Expr
 	Goto string
 	Pos  Pos
+
+	gotoPos Pos
 }
 
 // Message is a text in one or more languages.
@@ -185,6 +197,15 @@ type Template struct {
 	Source string
 	Parts  []Part
 	Pos    Pos
+}
+
+// literalLen counts the characters of Literal without building it.
+func (t *Template) literalLen() int {
+	n := 0
+	for _, p := range t.Parts {
+		n += utf8.RuneCountInString(p.Lit)
+	}
+	return n
 }
 
 // Part is a literal run of text or an expression of a template.

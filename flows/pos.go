@@ -32,22 +32,27 @@ func (r *reader) scalarPos(n *yaml.Node, off int) Pos {
 // line returns the text of line l (from 1) without its line break.
 func (r *reader) line(l int) (string, bool) {
 	if r.lines == nil {
-		r.lines = append(make([]int, 0, 64), 0)
-		for i, b := range r.src {
-			if b == '\n' {
-				r.lines = append(r.lines, i+1)
+		// One copy of the source as a string lets lines be sliced, not
+		// copied, however many expressions need a position.
+		r.text = string(r.src)
+		r.lines = append(make([]int, 0, 1+bytes.Count(r.src, []byte{'\n'})), 0)
+		for i := 0; ; {
+			j := strings.IndexByte(r.text[i:], '\n')
+			if j < 0 {
+				break
 			}
+			i += j + 1
+			r.lines = append(r.lines, i)
 		}
 	}
 	if l < 1 || l > len(r.lines) {
 		return "", false
 	}
-	start, end := r.lines[l-1], len(r.src)
+	start, end := r.lines[l-1], len(r.text)
 	if l < len(r.lines) {
 		end = r.lines[l] - 1
 	}
-	b := bytes.TrimSuffix(r.src[start:end], []byte{'\r'})
-	return string(b), true
+	return strings.TrimSuffix(r.text[start:end], "\r"), true
 }
 
 // flowPos replays a plain, single-quoted or double-quoted scalar.

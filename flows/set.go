@@ -144,9 +144,13 @@ func (s *Set) crossCheck(loaded []*Flow) {
 			continue
 		}
 		s.Flows[f.ID] = f
-		for _, w := range f.Trigger.Keywords {
+		for i, w := range f.Trigger.Keywords {
 			if prev := words[w]; prev != nil {
-				s.Diags.Add(f.Trigger.Pos, diag.KeywordCollision, "Use a different trigger keyword in one of the flows.",
+				p := f.Trigger.Pos
+				if i < len(f.Trigger.wordPos) {
+					p = f.Trigger.wordPos[i]
+				}
+				s.Diags.Add(p, diag.KeywordCollision, "Use a different trigger keyword in one of the flows.",
 					"the trigger keyword %s is also used by the flow `%s` (%s)", w, prev.ID, prev.File)
 				continue
 			}

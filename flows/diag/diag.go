@@ -143,13 +143,14 @@ type Sources func(file string) []byte
 //
 // and stops after max diagnostics (0: no limit), saying "(and N more)".
 func WriteText(w io.Writer, l List, src Sources, max int) {
+	lines := sourceLines{src: src}
 	for i, d := range l {
 		if max > 0 && i == max {
 			fmt.Fprintf(w, "(and %d more)\n", len(l)-max)
 			return
 		}
 		fmt.Fprintf(w, "%s: %s %s: %s\n", d.Pos, d.Severity, d.Code, d.Message)
-		if line, ok := sourceLine(src, d.Pos); ok {
+		if line, ok := lines.line(d.Pos); ok {
 			fmt.Fprintf(w, "    %s\n    %s^\n", line, caretPad(line, d.Pos.Col))
 		}
 		if d.Hint != "" {
@@ -158,28 +159,37 @@ func WriteText(w io.Writer, l List, src Sources, max int) {
 	}
 }
 
-// sourceLine returns line p.Line of p.File, tabs kept so the caret lines up.
-func sourceLine(src Sources, p Pos) (string, bool) {
-	if src == nil || p.Line < 1 {
+// sourceLines finds source lines for WriteText. It indexes the lines of
+// each file once, so that printing many diagnostics of a large file does
+// not scan the file again for each one.
+type sourceLines struct {
+	src   Sources
+	file  string
+	text  []byte
+	start []int // byte offset of each line of text
+}
+
+// line returns line p.Line of p.File, tabs kept so the caret lines up.
+func (s *sourceLines) line(p Pos) (string, bool) {
+	if s.src == nil || p.Line < 1 {
 		return "", false
 	}
-	text := src(p.File)
-	if text == nil {
-		return "", false
-	}
-	for n := 1; ; n++ {
-		i := strings.IndexByte(string(text), '\n')
-		if n == p.Line {
-			if i < 0 {
-				return strings.TrimRight(string(text), "\r"), true
+	if s.start == nil || p.File != s.file {
+		s.file, s.text, s.start = p.File, s.src(p.File), []int{0}
+		for i, b := range s.text {
+			if b == '\n' {
+				s.start = append(s.start, i+1)
 			}
-			return strings.TrimRight(string(text[:i]), "\r"), true
 		}
-		if i < 0 {
-			return "", false
-		}
-		text = text[i+1:]
 	}
+	if s.text == nil || p.Line > len(s.start) {
+		return "", false
+	}
+	end := len(s.text)
+	if p.Line < len(s.start) {
+		end = s.start[p.Line] - 1
+	}
+	return strings.TrimRight(string(s.text[s.start[p.Line-1]:end]), "\r"), true
 }
 
 // caretPad returns the white space that puts a caret under column col,

@@ -15,18 +15,21 @@ import (
 // appendAudit chains records after the log's head and inserts them. The
 // head row is locked, so appenders take turns; it is locked last in each
 // transaction to keep that turn short.
-func appendAudit(ctx context.Context, s *Store, tx *sqlx.Tx, records []audit.Record) error {
+//
+// locked, when not nil, is the head as the caller already read and locked
+// it in this transaction.
+func appendAudit(ctx context.Context, s *Store, tx *sqlx.Tx, records []audit.Record, locked *audit.Record) error {
 	if len(records) == 0 {
 		return nil
 	}
-	var head struct {
-		Seq  int64  `db:"seq"`
-		Hash []byte `db:"hash"`
+	head := locked
+	if head == nil {
+		head = &audit.Record{}
+		if err := tx.QueryRowxContext(ctx, `SELECT seq, hash FROM audit_head WHERE id = 1`+s.forUpdate()).Scan(&head.Seq, &head.Hash); err != nil {
+			return fmt.Errorf("audit head: %w", err)
+		}
 	}
-	if err := tx.GetContext(ctx, &head, `SELECT seq, hash FROM audit_head WHERE id = 1`+s.forUpdate()); err != nil {
-		return fmt.Errorf("audit head: %w", err)
-	}
-	prev := &audit.Record{Seq: head.Seq, Hash: head.Hash}
+	prev := head
 	if head.Seq == 0 {
 		prev = nil
 	}
@@ -62,7 +65,7 @@ func (s *Store) Audit(ctx context.Context, records ...audit.Record) error {
 				records[i].Time = s.now()
 			}
 		}
-		return appendAudit(ctx, s, tx, records)
+		return appendAudit(ctx, s, tx, records, nil)
 	})
 }
 

@@ -39,6 +39,8 @@ type Store struct {
 	pg   bool
 	ring *seal.Ring
 	now  func() time.Time
+	// contactWithConv is the dialect's query behind ContactByAddress.
+	contactWithConv string
 }
 
 var _ engine.Store = (*Store)(nil)
@@ -62,7 +64,9 @@ func Open(ctx context.Context, dsn string, ring *seal.Ring, opts ...Option) (*St
 	var err error
 	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
 		s.pg = true
-		s.db, err = sqlx.Open("postgres", dsn)
+		// Binary parameters let lib/pq send a statement and its values in
+		// one round trip instead of two.
+		s.db, err = sqlx.Open("postgres", withBinaryParameters(dsn))
 		if err == nil {
 			s.db.SetMaxOpenConns(32)
 			s.db.SetMaxIdleConns(32)
@@ -97,7 +101,23 @@ func Open(ctx context.Context, dsn string, ring *seal.Ring, opts ...Option) (*St
 		s.db.Close()
 		return nil, err
 	}
+	s.contactWithConv = contactWithConvQuery(s.pg)
 	return s, nil
+}
+
+// withBinaryParameters adds binary_parameters=yes to a postgres:// URL
+// that does not set it.
+func withBinaryParameters(dsn string) string {
+	u, err := url.Parse(dsn)
+	if err != nil {
+		return dsn
+	}
+	q := u.Query()
+	if q.Get("binary_parameters") == "" {
+		q.Set("binary_parameters", "yes")
+		u.RawQuery = q.Encode()
+	}
+	return u.String()
 }
 
 // sqliteDSN adds the settings safeflow needs: WAL, a busy timeout, foreign

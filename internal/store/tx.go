@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/jmoiron/sqlx"
+	"github.com/lib/pq"
 
 	"github.com/safeflow/safeflow/engine"
 	"github.com/safeflow/safeflow/internal/audit"
@@ -29,6 +30,8 @@ type tx struct {
 	lines  []engine.TranscriptLine
 	out    []*engine.Outbound
 	events []engine.Event
+	// prefetched marks contacts whose open conversation is already loaded.
+	prefetched map[string]bool
 }
 
 // convRow is a conversation this transaction loaded or saved.
@@ -76,16 +79,73 @@ func (t *tx) ContactByAddress(ctx context.Context, ch engine.Channel, address st
 		// The blind index needs the channel; the engine always gives one.
 		return nil, errors.New("find contact: no channel given")
 	}
+	// One round trip finds the contact and loads (and locks) its open
+	// conversation, which the engine asks for next.
 	var r contactRow
-	err := t.tx.GetContext(ctx, &r, t.s.q(`SELECT `+contactCols+` FROM contacts WHERE address_index = ?`),
-		t.s.ring.Index(string(ch), address))
+	var v convNull
+	dest := append([]any{&r.ID, &r.Channel, &r.Address, &r.Language, &r.OptedOut}, v.dest()...)
+	err := t.tx.QueryRowContext(ctx, t.s.q(t.s.contactWithConv), t.s.ring.Index(string(ch), address)).Scan(dest...)
 	if errors.Is(err, errNoRows) {
 		return nil, engine.ErrNotFound
 	}
 	if err != nil {
 		return nil, err
 	}
-	return t.contact(r)
+	c, err := t.contact(r)
+	if err != nil {
+		return nil, err
+	}
+	if t.prefetched == nil {
+		t.prefetched = map[string]bool{}
+	}
+	t.prefetched[c.ID] = true
+	if v.ID != nil {
+		if _, staged := t.convs[*v.ID]; !staged {
+			if _, err := t.keepLoaded(v.row()); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return c, nil
+}
+
+// contactWithConvQuery finds a contact by its blind index together with its
+// open conversation, locked on PostgreSQL.
+func contactWithConvQuery(pg bool) string {
+	cols := make([]string, 0, 21)
+	for _, c := range strings.Split(convCols, ",") {
+		cols = append(cols, "v."+strings.TrimSpace(c))
+	}
+	sel := `SELECT c.id, c.channel, c.address_sealed, c.language, c.opted_out, ` + strings.Join(cols, ", ")
+	if pg {
+		return sel + ` FROM contacts c LEFT JOIN LATERAL (SELECT ` + convCols + ` FROM conversations
+			WHERE contact_id = c.id AND status <> 'ended' FOR UPDATE) v ON true WHERE c.address_index = ?`
+	}
+	return sel + ` FROM contacts c LEFT JOIN conversations v ON v.contact_id = c.id AND v.status <> 'ended'
+		WHERE c.address_index = ?`
+}
+
+// convNull scans a conversation row that may be missing (a LEFT JOIN).
+type convNull struct {
+	ID, ContactID, FlowID, FlowHash, Step, Status, Origin, Language, Secure, Queue *string
+	Vars, Address                                                                []byte
+	Attempts, LinkResends                                                        *int
+	StaySecure, PromptSent                                                       *bool
+	LinkSentAt, TimerDue, Lines, Created, Updated                                *int64
+}
+
+// dest lists the scan targets in convCols order.
+func (v *convNull) dest() []any {
+	return []any{&v.ID, &v.ContactID, &v.FlowID, &v.FlowHash, &v.Step, &v.Status, &v.Vars, &v.Origin, &v.Address, &v.Language,
+		&v.Attempts, &v.Secure, &v.StaySecure, &v.PromptSent, &v.LinkSentAt, &v.LinkResends, &v.Queue, &v.TimerDue, &v.Lines,
+		&v.Created, &v.Updated}
+}
+
+func (v *convNull) row() convDB {
+	return convDB{ID: *v.ID, ContactID: *v.ContactID, FlowID: *v.FlowID, FlowHash: *v.FlowHash, Step: *v.Step, Status: *v.Status,
+		Vars: v.Vars, Origin: *v.Origin, Address: v.Address, Language: *v.Language, Attempts: *v.Attempts, Secure: *v.Secure,
+		StaySecure: *v.StaySecure, PromptSent: *v.PromptSent, LinkSentAt: *v.LinkSentAt, LinkResends: *v.LinkResends,
+		Queue: *v.Queue, TimerDue: *v.TimerDue, Lines: *v.Lines, Created: *v.Created, Updated: *v.Updated}
 }
 
 func (t *tx) Contact(ctx context.Context, id string) (*engine.Contact, error) {
@@ -176,6 +236,10 @@ func (t *tx) OpenConversation(ctx context.Context, contactID string) (*engine.Co
 			return copyConv(r.c), nil
 		}
 	}
+	if t.prefetched[contactID] {
+		// ContactByAddress already loaded the open conversation, if any.
+		return nil, engine.ErrNotFound
+	}
 	c, err := t.loadConv(ctx, `contact_id = ? AND status <> 'ended'`, contactID)
 	if err == nil && c.Status == engine.Ended {
 		// Open in the database, but this transaction has ended it.
@@ -206,6 +270,12 @@ func (t *tx) loadConv(ctx context.Context, where string, arg any) (*engine.Conve
 	if staged, ok := t.convs[r.ID]; ok {
 		return copyConv(staged.c), nil
 	}
+	return t.keepLoaded(r)
+}
+
+// keepLoaded opens a conversation row read from the database and keeps it
+// as loaded by this transaction.
+func (t *tx) keepLoaded(r convDB) (*engine.Conversation, error) {
 	c, err := t.openConv(r)
 	if err != nil {
 		return nil, err
@@ -375,6 +445,16 @@ func (t *tx) savepoint(ctx context.Context, name string, fn func() error) error 
 // so that one ended in this transaction leaves the contact's one open slot
 // before a new one takes it.
 func (t *tx) commit(ctx context.Context) error {
+	if t.s.pg && len(t.order) == 1 && len(t.lines) <= maxBatch && len(t.out) <= maxBatch && len(t.events) <= maxBatch {
+		r := t.convs[t.order[0]]
+		combinable := true
+		for _, l := range t.lines {
+			combinable = combinable && l.ConversationID == r.c.ID
+		}
+		if combinable {
+			return t.commitCombined(ctx, r)
+		}
+	}
 	added := map[string]int64{}
 	for _, l := range t.lines {
 		if _, ok := t.convs[l.ConversationID]; !ok {
@@ -399,14 +479,30 @@ func (t *tx) commit(ctx context.Context) error {
 // writeConv writes one conversation, with its count of transcript lines
 // grown by added.
 func (t *tx) writeConv(ctx context.Context, r *convRow, added int64) error {
+	query, args, err := t.convStmt(r, added)
+	if err != nil {
+		return err
+	}
+	if _, err := t.tx.ExecContext(ctx, t.s.q(query), args...); err != nil {
+		return t.convError(r.c, err)
+	}
+	t.wroteConv(r)
+	return nil
+}
+
+// wroteConv records that a conversation's row now matches memory.
+func (t *tx) wroteConv(r *convRow) { r.exists, r.addr = true, r.c.Address }
+
+// convStmt returns the UPDATE or INSERT that writes a conversation.
+func (t *tx) convStmt(r *convRow, added int64) (string, []any, error) {
 	c := r.c
 	rawVars, err := encodeVars(c.Vars)
 	if err != nil {
-		return fmt.Errorf("save conversation %s: %w", c.ID, err)
+		return "", nil, fmt.Errorf("save conversation %s: %w", c.ID, err)
 	}
 	vars, err := t.s.ring.Seal(rawVars, seal.AD{Table: "conversations", Column: "vars", Row: c.ID})
 	if err != nil {
-		return fmt.Errorf("save conversation %s: %w", c.ID, err)
+		return "", nil, fmt.Errorf("save conversation %s: %w", c.ID, err)
 	}
 	args := []any{c.FlowID, c.FlowHash, c.Step, string(c.Status), vars, string(c.Origin), c.Language, c.Attempts, string(c.Secure),
 		c.StaySecure, c.PromptSent, micros(c.LinkSentAt), c.LinkResends, c.Queue, micros(c.TimerDue), r.lines + added, micros(c.Updated)}
@@ -415,33 +511,23 @@ func (t *tx) writeConv(ctx context.Context, r *convRow, added int64) error {
 		if c.Address != r.addr {
 			addr, err := t.s.ring.SealString(c.Address, seal.AD{Table: "conversations", Column: "address", Row: c.ID})
 			if err != nil {
-				return fmt.Errorf("save conversation %s: %w", c.ID, err)
+				return "", nil, fmt.Errorf("save conversation %s: %w", c.ID, err)
 			}
 			set = `address_sealed = ?, `
 			args = append([]any{addr}, args...)
 		}
-		_, err = t.tx.ExecContext(ctx, t.s.q(`UPDATE conversations SET `+set+`flow_id = ?, flow_hash = ?, step = ?, status = ?,
+		return `UPDATE conversations SET ` + set + `flow_id = ?, flow_hash = ?, step = ?, status = ?,
 			vars_sealed = ?, origin = ?, language = ?, attempts = ?, secure = ?, stay_secure = ?, prompt_sent = ?, link_sent_at = ?,
-			link_resends = ?, queue = ?, timer_due = ?, lines = ?, updated = ? WHERE id = ?`), append(args, c.ID)...)
-		if err != nil {
-			return t.convError(c, err)
-		}
-		r.addr = c.Address
-		return nil
+			link_resends = ?, queue = ?, timer_due = ?, lines = ?, updated = ? WHERE id = ?`, append(args, c.ID), nil
 	}
 	addr, err := t.s.ring.SealString(c.Address, seal.AD{Table: "conversations", Column: "address", Row: c.ID})
 	if err != nil {
-		return fmt.Errorf("save conversation %s: %w", c.ID, err)
+		return "", nil, fmt.Errorf("save conversation %s: %w", c.ID, err)
 	}
-	_, err = t.tx.ExecContext(ctx, t.s.q(`INSERT INTO conversations (flow_id, flow_hash, step, status, vars_sealed, origin, language,
+	return `INSERT INTO conversations (flow_id, flow_hash, step, status, vars_sealed, origin, language,
 		attempts, secure, stay_secure, prompt_sent, link_sent_at, link_resends, queue, timer_due, lines, updated,
-		id, contact_id, address_sealed, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
-		append(args, c.ID, c.ContactID, addr, micros(c.Created))...)
-	if err != nil {
-		return t.convError(c, err)
-	}
-	r.exists, r.addr = true, c.Address
-	return nil
+		id, contact_id, address_sealed, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		append(args, c.ID, c.ContactID, addr, micros(c.Created)), nil
 }
 
 // convError explains a failed conversation write. The error stays wrapped:
@@ -476,28 +562,44 @@ func values(rows, cols int) string {
 // writeLines inserts the transcript lines, numbered per conversation after
 // those already written.
 func (t *tx) writeLines(ctx context.Context) error {
-	next := map[string]int64{}
-	for id, r := range t.convs {
-		next[id] = r.lines
-	}
+	next := t.lineNumbers()
 	return batches(len(t.lines), func(from, to int) error {
-		args := make([]any, 0, (to-from)*8)
-		for _, l := range t.lines[from:to] {
-			n := next[l.ConversationID] + 1
-			next[l.ConversationID] = n
-			body, err := t.s.ring.SealString(l.Text, seal.AD{Table: "transcript", Column: "body", Row: lineRow(l.ConversationID, n)})
-			if err != nil {
-				return fmt.Errorf("save transcript: %w", err)
-			}
-			args = append(args, l.ConversationID, n, micros(l.At), l.Inbound, string(l.Channel), l.Step, l.Sensitive, body)
-		}
-		_, err := t.tx.ExecContext(ctx, t.s.q(`INSERT INTO transcript (conversation_id, n, at, inbound, channel, step, sensitive, body_sealed)
-			VALUES `+values(to-from, 8)), args...)
+		query, args, err := t.linesStmt(next, from, to)
 		if err != nil {
+			return err
+		}
+		if _, err := t.tx.ExecContext(ctx, t.s.q(query), args...); err != nil {
 			return fmt.Errorf("save transcript: %w", err)
 		}
 		return nil
 	})
+}
+
+// lineNumbers returns, per conversation, the number of its last line in
+// the database.
+func (t *tx) lineNumbers() map[string]int64 {
+	next := make(map[string]int64, len(t.convs))
+	for id, r := range t.convs {
+		next[id] = r.lines
+	}
+	return next
+}
+
+// linesStmt returns the INSERT of lines [from, to), numbering them on from
+// next.
+func (t *tx) linesStmt(next map[string]int64, from, to int) (string, []any, error) {
+	args := make([]any, 0, (to-from)*8)
+	for _, l := range t.lines[from:to] {
+		n := next[l.ConversationID] + 1
+		next[l.ConversationID] = n
+		body, err := t.s.ring.SealString(l.Text, seal.AD{Table: "transcript", Column: "body", Row: lineRow(l.ConversationID, n)})
+		if err != nil {
+			return "", nil, fmt.Errorf("save transcript: %w", err)
+		}
+		args = append(args, l.ConversationID, n, micros(l.At), l.Inbound, string(l.Channel), l.Step, l.Sensitive, body)
+	}
+	return `INSERT INTO transcript (conversation_id, n, at, inbound, channel, step, sensitive, body_sealed)
+			VALUES ` + values(to-from, 8), args, nil
 }
 
 // lineRow is the sealing row of transcript line n of a conversation.
@@ -517,30 +619,13 @@ type outboundPayload struct {
 // writeOutbox inserts the outbound messages and gives each its row's
 // sequence number as its ID, as the outbox worker will know it.
 func (t *tx) writeOutbox(ctx context.Context) error {
-	now := micros(t.s.now())
 	return batches(len(t.out), func(from, to int) error {
-		args := make([]any, 0, (to-from)*10)
-		byKey := make(map[string]*engine.Outbound, to-from)
-		for _, o := range t.out[from:to] {
-			id := newID()
-			byKey[id] = o
-			payload, err := json.Marshal(outboundPayload{Text: o.Text, Choices: o.Choices, Input: o.Input, Sensitive: o.Sensitive, System: o.System})
-			if err != nil {
-				return fmt.Errorf("save outbox: %w", err)
-			}
-			body, err := t.s.ring.Seal(payload, seal.AD{Table: "outbox", Column: "body", Row: id})
-			if err != nil {
-				return fmt.Errorf("save outbox: %w", err)
-			}
-			addr, err := t.s.ring.SealString(o.Address, seal.AD{Table: "outbox", Column: "address", Row: id})
-			if err != nil {
-				return fmt.Errorf("save outbox: %w", err)
-			}
-			args = append(args, id, o.ConversationID, o.ContactID, string(o.Channel), addr, body, o.Link, now, now, now)
+		query, args, byKey, err := t.outboxStmt(from, to)
+		if err != nil {
+			return err
 		}
 		// RETURNING gives rows in no promised order: match them by id.
-		rows, err := t.tx.QueryContext(ctx, t.s.q(`INSERT INTO outbox (id, conversation_id, contact_id, channel, address_sealed,
-			body_sealed, link, next_attempt, created, updated) VALUES `+values(to-from, 10)+` RETURNING seq, id`), args...)
+		rows, err := t.tx.QueryContext(ctx, t.s.q(query+` RETURNING seq, id`), args...)
 		if err != nil {
 			return fmt.Errorf("save outbox: %w", err)
 		}
@@ -562,12 +647,44 @@ func (t *tx) writeOutbox(ctx context.Context) error {
 	})
 }
 
+// outboxStmt returns the INSERT of outbound messages [from, to) and the
+// messages by their new row ids.
+func (t *tx) outboxStmt(from, to int) (string, []any, map[string]*engine.Outbound, error) {
+	now := micros(t.s.now())
+	args := make([]any, 0, (to-from)*10)
+	byKey := make(map[string]*engine.Outbound, to-from)
+	for _, o := range t.out[from:to] {
+		id := newID()
+		byKey[id] = o
+		payload, err := json.Marshal(outboundPayload{Text: o.Text, Choices: o.Choices, Input: o.Input, Sensitive: o.Sensitive, System: o.System})
+		if err != nil {
+			return "", nil, nil, fmt.Errorf("save outbox: %w", err)
+		}
+		body, err := t.s.ring.Seal(payload, seal.AD{Table: "outbox", Column: "body", Row: id})
+		if err != nil {
+			return "", nil, nil, fmt.Errorf("save outbox: %w", err)
+		}
+		addr, err := t.s.ring.SealString(o.Address, seal.AD{Table: "outbox", Column: "address", Row: id})
+		if err != nil {
+			return "", nil, nil, fmt.Errorf("save outbox: %w", err)
+		}
+		args = append(args, id, o.ConversationID, o.ContactID, string(o.Channel), addr, body, o.Link, now, now, now)
+	}
+	return `INSERT INTO outbox (id, conversation_id, contact_id, channel, address_sealed,
+			body_sealed, link, next_attempt, created, updated) VALUES ` + values(to-from, 10), args, byKey, nil
+}
+
 // writeAudit chains the transaction's events after the log's head and
 // appends them, in the same transaction as what they record.
 func (t *tx) writeAudit(ctx context.Context) error {
 	if len(t.events) == 0 {
 		return nil
 	}
+	return appendAudit(ctx, t.s, t.tx, t.auditRecords(), nil)
+}
+
+// auditRecords turns the transaction's events into audit records.
+func (t *tx) auditRecords() []audit.Record {
 	records := make([]audit.Record, len(t.events))
 	for i, e := range t.events {
 		records[i] = audit.Record{Time: e.At, Actor: audit.Actor{Type: e.Actor, ID: e.ActorID}, Source: e.Source,
@@ -577,5 +694,60 @@ func (t *tx) writeAudit(ctx context.Context) error {
 			records[i].Time = t.s.now()
 		}
 	}
-	return appendAudit(ctx, t.s, t.tx, records)
+	return records
+}
+
+// commitCombined writes one conversation, its lines and its outbox rows in
+// a single PostgreSQL statement of data-modifying CTEs, which also locks
+// the audit head; the audit records follow in a second statement. Two
+// round trips where the plain path takes five.
+func (t *tx) commitCombined(ctx context.Context, r *convRow) error {
+	var b strings.Builder
+	var args []any
+	convQ, convArgs, err := t.convStmt(r, int64(len(t.lines)))
+	if err != nil {
+		return err
+	}
+	b.WriteString("WITH c AS (" + convQ + " RETURNING 1)")
+	args = append(args, convArgs...)
+	if len(t.lines) > 0 {
+		q, a, err := t.linesStmt(t.lineNumbers(), 0, len(t.lines))
+		if err != nil {
+			return err
+		}
+		b.WriteString(", l AS (" + q + " RETURNING 1)")
+		args = append(args, a...)
+	}
+	var byKey map[string]*engine.Outbound
+	if len(t.out) > 0 {
+		var q string
+		var a []any
+		q, a, byKey, err = t.outboxStmt(0, len(t.out))
+		if err != nil {
+			return err
+		}
+		b.WriteString(", o AS (" + q + " RETURNING seq, id)")
+		args = append(args, a...)
+	} else {
+		b.WriteString(", o AS (SELECT 0::bigint AS seq, ''::text AS id WHERE false)")
+	}
+	b.WriteString(` SELECT h.seq, h.hash, (SELECT count(*) FROM c), COALESCE((SELECT array_agg(o.seq) FROM o), '{}'),
+		COALESCE((SELECT array_agg(o.id) FROM o), '{}') FROM audit_head h WHERE h.id = 1 FOR UPDATE OF h`)
+	var head audit.Record
+	var written int
+	var seqs pq.Int64Array
+	var ids pq.StringArray
+	if err := t.tx.QueryRowContext(ctx, t.s.q(b.String()), args...).Scan(&head.Seq, &head.Hash, &written, &seqs, &ids); err != nil {
+		return t.convError(r.c, err)
+	}
+	if written != 1 {
+		return fmt.Errorf("save conversation %s: %w", r.c.ID, engine.ErrNotFound)
+	}
+	t.wroteConv(r)
+	for i, id := range ids {
+		if o := byKey[id]; o != nil {
+			o.ID = seqs[i]
+		}
+	}
+	return appendAudit(ctx, t.s, t.tx, t.auditRecords(), &head)
 }
