@@ -10,6 +10,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"io/fs"
+	"log/slog"
+	"net"
 	"net/http"
 	"strconv"
 	"sync"
@@ -29,13 +31,14 @@ const (
 
 // Message is one line of a simulated phone's screen.
 type Message struct {
-	Seq     int      `json:"seq"`
-	Channel string   `json:"channel"`
+	Seq     int    `json:"seq"`
+	Channel string `json:"channel"`
 	// From is "patient" or "clinic".
 	From    string   `json:"from"`
 	Text    string   `json:"text"`
 	Choices []Choice `json:"choices,omitempty"`
-	Link    bool     `json:"link,omitempty"`
+	// Link is true for the message that carries a secure link.
+	Link bool `json:"link,omitempty"`
 }
 
 // Choice is a quick-reply button on the Messenger phone.
@@ -50,10 +53,16 @@ type Phone struct {
 	msgs    []Message
 	changed chan struct{}
 	n       int
+	closed  chan struct{}
+	close   sync.Once
 }
 
 // New returns empty phones.
-func New() *Phone { return &Phone{changed: make(chan struct{})} }
+func New() *Phone { return &Phone{changed: make(chan struct{}), closed: make(chan struct{})} }
+
+// Close answers every waiting long poll at once, so that a server shutting
+// down does not wait for them; later polls answer at once too.
+func (p *Phone) Close() { p.close.Do(func() { close(p.closed) }) }
 
 func (p *Phone) add(m Message) {
 	p.mu.Lock()
@@ -82,6 +91,8 @@ func (p *Phone) after(ctx context.Context, seq int, wait time.Duration) []Messag
 			return nil
 		case <-ctx.Done():
 			return nil
+		case <-p.closed:
+			return nil
 		}
 	}
 }
@@ -102,6 +113,7 @@ type phoneSender struct {
 	ch engine.Channel
 }
 
+// Send implements engine.Sender: the message appears on the phone.
 func (s phoneSender) Send(_ context.Context, m *engine.Outbound) (string, error) {
 	msg := Message{Channel: string(s.ch), From: "clinic", Text: m.Text, Link: m.Link}
 	for _, c := range m.Choices {
@@ -116,8 +128,13 @@ func (s phoneSender) Send(_ context.Context, m *engine.Outbound) (string, error)
 }
 
 // Handler serves the page and its small API: POST /dev/send and GET
-// /dev/messages?after=N (long poll).
-func (p *Phone) Handler(sink engine.Sink) http.Handler {
+// /dev/messages?after=N (long poll). Messages typed on the page go to sink;
+// when it fails, the cause goes to log and the page gets "internal error"
+// with the request id.
+func (p *Phone) Handler(sink engine.Sink, log *slog.Logger) http.Handler {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
 	mux := http.NewServeMux()
 	static, _ := fs.Sub(web, "web")
 	files := http.FileServerFS(static)
@@ -132,8 +149,9 @@ func (p *Phone) Handler(sink engine.Sink) http.Handler {
 			http.Error(w, "send JSON {channel, text}", http.StatusBadRequest)
 			return
 		}
+		reqID := w.Header().Get("X-Request-Id") // set by the server's middleware
 		in := engine.Inbound{Channel: engine.Channel(req.Channel), Text: req.Text, Payload: req.Payload,
-			ProviderID: fmt.Sprintf("dev-in-%d", time.Now().UnixNano())}
+			ProviderID: fmt.Sprintf("dev-in-%d", time.Now().UnixNano()), Source: remoteHost(r), RequestID: reqID}
 		switch in.Channel {
 		case engine.SMS:
 			in.Address = SMSAddress
@@ -145,7 +163,10 @@ func (p *Phone) Handler(sink engine.Sink) http.Handler {
 		}
 		p.add(Message{Channel: req.Channel, From: "patient", Text: req.Text})
 		if err := sink(r.Context(), in); err != nil {
-			http.Error(w, "the engine could not take the message", http.StatusInternalServerError)
+			// The cause goes to the log; the page only says what every
+			// safeflow error response says.
+			log.Error("dev phone: the engine could not take the message", "request_id", reqID, "err", err)
+			http.Error(w, fmt.Sprintf("internal error (request %s)", reqID), http.StatusInternalServerError)
 			return
 		}
 		w.WriteHeader(http.StatusNoContent)
@@ -161,4 +182,13 @@ func (p *Phone) Handler(sink engine.Sink) http.Handler {
 		_ = json.NewEncoder(w).Encode(msgs)
 	})
 	return mux
+}
+
+// remoteHost is the address a request came from, for the audit log.
+func remoteHost(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
 }

@@ -11,14 +11,16 @@ import (
 	"github.com/safeflow/safeflow/engine"
 )
 
+// twilioConfig passes the service's redacting log: without it the channel
+// would log to slog.Default, around the redaction.
 func (s *Server) twilioConfig() twilio.Config {
 	return twilio.Config{AccountSID: s.cfg.TwilioAccountSID, AuthToken: s.cfg.TwilioAuthToken, From: s.cfg.TwilioFrom,
-		APIURL: s.cfg.TwilioAPIURL, PublicURL: s.cfg.PublicURL, Region: s.cfg.Region}
+		APIURL: s.cfg.TwilioAPIURL, PublicURL: s.cfg.PublicURL, Region: s.cfg.Region, Logger: s.log}
 }
 
 func (s *Server) messengerConfig() messenger.Config {
 	return messenger.Config{AppSecret: s.cfg.MessengerAppSecret, VerifyToken: s.cfg.MessengerVerifyToken,
-		PageToken: s.cfg.MessengerPageToken, APIURL: s.cfg.MessengerAPIURL}
+		PageToken: s.cfg.MessengerPageToken, APIURL: s.cfg.MessengerAPIURL, Logger: s.log}
 }
 
 // wireChannels sets up the senders of the configured providers. A channel

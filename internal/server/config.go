@@ -7,6 +7,7 @@ package server
 import (
 	"errors"
 	"fmt"
+	"net"
 	"net/url"
 	"os"
 	"strings"
@@ -95,7 +96,7 @@ func (c *Config) Check() error {
 	var problems []string
 	if c.PublicURL == "" {
 		if c.Dev {
-			c.PublicURL = "http://" + c.Addr
+			c.PublicURL = devURL(c.Addr)
 		} else {
 			problems = append(problems, "no public URL: set SAFEFLOW_PUBLIC_URL (or --public-url) to the https:// address patients and providers reach, e.g. https://chat.clinic.example")
 		}
@@ -115,6 +116,16 @@ func (c *Config) Check() error {
 			problems = append(problems, fmt.Sprintf("no key file at %s: create one with `safeflow keys generate --keys %s` (or set SAFEFLOW_KEYS_FILE)", c.KeysFile, c.KeysFile))
 		}
 	}
+	if !c.Dev {
+		// Outside dev mode a half-configured provider would take webhooks
+		// and then dead-letter every reply (or the reverse).
+		problems = append(problems, missing("Twilio", []setting{
+			{"SAFEFLOW_TWILIO_ACCOUNT_SID", c.TwilioAccountSID}, {"SAFEFLOW_TWILIO_AUTH_TOKEN", c.TwilioAuthToken},
+			{"SAFEFLOW_TWILIO_FROM", c.TwilioFrom}})...)
+		problems = append(problems, missing("Messenger", []setting{
+			{"SAFEFLOW_MESSENGER_APP_SECRET", c.MessengerAppSecret}, {"SAFEFLOW_MESSENGER_VERIFY_TOKEN", c.MessengerVerifyToken},
+			{"SAFEFLOW_MESSENGER_PAGE_TOKEN", c.MessengerPageToken}})...)
+	}
 	if c.FlowsDir == "" {
 		problems = append(problems, "no flows folder: set SAFEFLOW_FLOWS (or --flows)")
 	}
@@ -122,4 +133,39 @@ func (c *Config) Check() error {
 		return errors.New("cannot start:\n  - " + strings.Join(problems, "\n  - "))
 	}
 	return nil
+}
+
+// devURL is the public URL dev mode assumes: the listen address, with a
+// wildcard host (":8080", "0.0.0.0:8080") read as localhost so that links
+// work in the browser.
+func devURL(addr string) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "http://" + addr
+	}
+	if ip := net.ParseIP(host); host == "" || ip != nil && ip.IsUnspecified() {
+		host = "localhost"
+	}
+	return "http://" + net.JoinHostPort(host, port)
+}
+
+// setting is one configuration value and the variable that sets it.
+type setting struct{ env, value string }
+
+// missing names the settings a provider still needs when some of its
+// settings are given and others are not. It never shows a value.
+func missing(provider string, settings []setting) []string {
+	var set, unset []string
+	for _, s := range settings {
+		if s.value == "" {
+			unset = append(unset, s.env)
+		} else {
+			set = append(set, s.env)
+		}
+	}
+	if len(set) == 0 || len(unset) == 0 {
+		return nil
+	}
+	return []string{fmt.Sprintf("%s is half configured: %s given but %s missing; set all of them, or none to turn %s off",
+		provider, strings.Join(set, ", "), strings.Join(unset, ", "), provider)}
 }

@@ -14,6 +14,7 @@ func (s *Server) devSetup() {
 		return
 	}
 	s.Phone = devphone.New()
+	s.onShutdown = append(s.onShutdown, s.Phone.Close)
 	for _, ch := range []engine.Channel{engine.SMS, engine.Messenger} {
 		if s.senders[ch] == nil {
 			s.senders[ch] = s.Phone.Sender(ch)
@@ -26,7 +27,7 @@ func (s *Server) devRoutes(e *echo.Echo) {
 	if s.Phone == nil {
 		return
 	}
-	h := echo.WrapHandler(s.Phone.Handler(s.handle))
+	h := echo.WrapHandler(s.Phone.Handler(s.handle, s.log))
 	for _, p := range []string{"/", "/phone.js", "/phone.css", "/dev/messages"} {
 		e.GET(p, h)
 	}

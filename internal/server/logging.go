@@ -16,6 +16,11 @@ var redactions = []*regexp.Regexp{
 	regexp.MustCompile(`\+?\(?\d[\d\s().-]{6,}\d`),
 }
 
+// verbatim marks a value the service owns, such as its own listen
+// address, that Redact would mangle (an IP address looks like a date).
+// Never use it for anything that came from a request.
+type verbatim string
+
 // Redact replaces values that look like personal data with [redacted].
 func Redact(s string) string {
 	for _, re := range redactions {
@@ -32,7 +37,9 @@ type redactingHandler struct{ next slog.Handler }
 // number, an e-mail address, a date or an SSN.
 func NewRedactingHandler(next slog.Handler) slog.Handler { return redactingHandler{next} }
 
-func (h redactingHandler) Enabled(ctx context.Context, l slog.Level) bool { return h.next.Enabled(ctx, l) }
+func (h redactingHandler) Enabled(ctx context.Context, l slog.Level) bool {
+	return h.next.Enabled(ctx, l)
+}
 
 func (h redactingHandler) Handle(ctx context.Context, r slog.Record) error {
 	out := slog.NewRecord(r.Time, r.Level, Redact(r.Message), r.PC)
@@ -56,6 +63,9 @@ func redactAttr(a slog.Attr) slog.Attr {
 		}
 		return slog.Group(a.Key, out...)
 	case slog.KindAny:
+		if s, ok := v.Any().(verbatim); ok {
+			return slog.String(a.Key, string(s))
+		}
 		if err, ok := v.Any().(error); ok {
 			return slog.String(a.Key, Redact(err.Error()))
 		}

@@ -34,6 +34,10 @@ func newMetrics() *metrics {
 		limited: prometheus.NewCounter(prometheus.CounterOpts{Name: "safeflow_rate_limited_total",
 			Help: "Inbound messages dropped by the per-contact rate limit."}),
 	}
+	// Both results exist from the start, so rate() and alerts see a 0
+	// before the first reload.
+	m.reloads.WithLabelValues("applied")
+	m.reloads.WithLabelValues("rejected")
 	m.reg.MustRegister(m.inbound, m.outbound, m.handle, m.depth, m.dead, m.reloads, m.limited,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m

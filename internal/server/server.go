@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"runtime"
 	"strings"
 	"sync"
 	"time"
@@ -20,6 +21,7 @@ import (
 	"github.com/safeflow/safeflow/engine"
 	"github.com/safeflow/safeflow/flows"
 	"github.com/safeflow/safeflow/flows/diag"
+	"github.com/safeflow/safeflow/internal/audit"
 	"github.com/safeflow/safeflow/internal/delivery"
 	"github.com/safeflow/safeflow/internal/devphone"
 	"github.com/safeflow/safeflow/internal/seal"
@@ -41,9 +43,17 @@ type Server struct {
 	senders  map[engine.Channel]engine.Sender
 	// Phone is the phone simulator in dev mode, else nil.
 	Phone *devphone.Phone
-	// extra holds parts wired by other files (secure chat, dev phone).
+	// closers release what New opened, in reverse order.
 	closers []func()
-	now     func() time.Time
+	// runners are background parts started by Run (the secure chat's sweeper).
+	runners []func(context.Context) error
+	// setupErr is a wiring error found while building routes.
+	setupErr error
+	// onShutdown runs when shutdown starts, to end long-lived requests
+	// (long polls, event streams) that would otherwise hold it up.
+	onShutdown []func()
+	now        func() time.Time
+	links      engine.LinkIssuer
 }
 
 // Option configures a Server beyond its Config.
@@ -56,6 +66,10 @@ func WithClock(now func() time.Time) Option { return func(s *Server) { s.now = n
 func WithSender(ch engine.Channel, snd engine.Sender) Option {
 	return func(s *Server) { s.senders[ch] = snd }
 }
+
+// WithLinkIssuer sets the issuer of secure links, in place of the secure
+// chat's own.
+func WithLinkIssuer(l engine.LinkIssuer) Option { return func(s *Server) { s.links = l } }
 
 // New builds the service from its configuration: it opens the key ring and
 // the store, loads the flows, and wires the engine, channels and routes.
@@ -91,6 +105,9 @@ func New(ctx context.Context, cfg Config, log *slog.Logger, opts ...Option) (*Se
 	}
 	eopts := []engine.Option{engine.WithClock(s.now), engine.WithLocation(loc), engine.WithRegion(cfg.Region), engine.WithLogger(log)}
 	eopts = append(eopts, s.secureOptions()...)
+	if s.links != nil {
+		eopts = append(eopts, engine.WithLinkIssuer(s.links))
+	}
 	s.Engine = engine.New(s.Flows, s.Store, eopts...)
 	if err := s.wireChannels(); err != nil {
 		s.Close()
@@ -99,6 +116,10 @@ func New(ctx context.Context, cfg Config, log *slog.Logger, opts ...Option) (*Se
 	s.Worker = &delivery.Worker{Outbox: s.Store, Senders: s.senders, Log: log, Wake: s.wake, Now: s.now,
 		Observe: func(ch engine.Channel, outcome string) { s.metrics.outbound.WithLabelValues(string(ch), outcome).Inc() }}
 	s.routes()
+	if s.setupErr != nil {
+		s.Close()
+		return nil, s.setupErr
+	}
 	return s, nil
 }
 
@@ -118,7 +139,7 @@ func (s *Server) keyRing() (*seal.Ring, error) {
 	if err := ring.Save(s.cfg.KeysFile); err != nil {
 		return nil, fmt.Errorf("create key file: %w", err)
 	}
-	s.log.Warn("dev mode: created a new local key file; keep it safe and never use dev keys in production", "file", s.cfg.KeysFile)
+	s.log.Warn("dev mode: created a new local key file; keep it safe and never use dev keys in production", "file", verbatim(s.cfg.KeysFile))
 	return ring, nil
 }
 
@@ -136,20 +157,29 @@ func (s *Server) loadFlows(ctx context.Context) (*flows.Registry, error) {
 }
 
 // reloaded reports a flow reload in the log, the metrics and the audit log.
+// The first load, at start, is audited but not counted as a reload: when it
+// fails, New returns the error and nothing keeps serving.
 func (s *Server) reloaded(res flows.ReloadResult) {
-	if res.Applied {
+	initial := s.Flows == nil // the hook runs inside NewRegistry at start
+	switch {
+	case initial && res.Applied:
+		s.log.Info("flows loaded", "files", res.Files, "warnings", res.Diags.Warnings())
+	case initial:
+	case res.Applied:
 		s.metrics.reloads.WithLabelValues("applied").Inc()
 		s.log.Info("flows reloaded", "files", res.Files, "warnings", res.Diags.Warnings())
-	} else {
+	default:
 		s.metrics.reloads.WithLabelValues("rejected").Inc()
 		s.log.Error("flow reload rejected; the last good flows keep serving", "err", res.Err)
 	}
 	if s.Store != nil {
-		outcome := "ok"
+		rec := auditRecord(audit.FlowReload, "", audit.OutcomeOK)
 		if !res.Applied {
-			outcome = "failed"
+			rec.Outcome, rec.Reason = audit.OutcomeFailed, "the flow files have errors"
 		}
-		_ = s.Store.Audit(context.Background(), auditRecord("flow.reload", "", outcome))
+		if err := s.Store.Audit(context.Background(), rec); err != nil {
+			s.log.Error("audit flow reload", "err", err)
+		}
 	}
 }
 
@@ -208,16 +238,29 @@ func (s *Server) Run(ctx context.Context, ln net.Listener) error {
 	}
 	background(func() { s.Worker.Run(ctx) })
 	background(func() { s.tickTimers(ctx) })
+	for _, run := range s.runners {
+		background(func() {
+			if err := run(ctx); err != nil && ctx.Err() == nil {
+				s.log.Error("background task stopped", "err", err)
+			}
+		})
+	}
 	background(func() { s.gauges(ctx) })
 	background(func() {
 		if err := s.Flows.Watch(ctx, 300*time.Millisecond); err != nil {
 			s.log.Error("watching flow files failed; changes need a restart", "err", err)
 		}
 	})
-	srv := &http.Server{Handler: s.Echo, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelWarn)}
+	// No WriteTimeout: long polls and the secure chat's event stream stay
+	// open; they end themselves, and at shutdown through onShutdown.
+	srv := &http.Server{Handler: s.Echo, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
+		IdleTimeout: 2 * time.Minute, ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelWarn)}
+	for _, fn := range s.onShutdown {
+		srv.RegisterOnShutdown(fn)
+	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
-	s.log.Info("safeflow is serving", "addr", ln.Addr().String(), "flows", len(s.Flows.Current().Flows), "dev", s.cfg.Dev)
+	s.log.Info("safeflow is serving", "addr", verbatim(ln.Addr().String()), "flows", len(s.Flows.Current().Flows), "dev", s.cfg.Dev)
 	var err error
 	select {
 	case <-ctx.Done():
@@ -278,7 +321,7 @@ func (s *Server) routes() {
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = s.httpError
 	e.Use(middleware.RequestID())
-	e.Use(middleware.Recover())
+	e.Use(middleware.RecoverWithConfig(middleware.RecoverConfig{LogErrorFunc: s.panicked, DisableStackAll: true}))
 	e.Use(middleware.BodyLimit("1M"))
 	e.Use(s.accessLog)
 	e.GET("/healthz", func(c echo.Context) error { return c.String(http.StatusOK, "ok\n") })
@@ -303,6 +346,21 @@ func (s *Server) ready(c echo.Context) error {
 	return c.String(http.StatusOK, "ready\n")
 }
 
+// panicked logs a recovered panic through the redacting log, never echo's
+// own logger, and hands httpError an error without the panic's value: a
+// value built with fmt can hold anything the handler had.
+func (s *Server) panicked(c echo.Context, err error, stack []byte) error {
+	cause := fmt.Sprintf("%T", err)
+	if re, ok := err.(runtime.Error); ok {
+		cause = re.Error()
+	}
+	s.log.Error("handler panicked", "route", c.Path(), "request_id", c.Response().Header().Get(echo.HeaderXRequestID),
+		"cause", cause, "stack", string(stack))
+	return errPanic
+}
+
+var errPanic = errors.New("handler panicked")
+
 // httpError shows users "internal error" with a request id; the cause goes
 // to the log.
 func (s *Server) httpError(err error, c echo.Context) {
@@ -321,6 +379,10 @@ func (s *Server) httpError(err error, c echo.Context) {
 	if code >= 500 {
 		s.log.Error("request failed", "route", c.Path(), "request_id", id, "err", err)
 		msg = "internal error"
+	}
+	if c.Request().Method == http.MethodHead {
+		_ = c.NoContent(code)
+		return
 	}
 	_ = c.String(code, fmt.Sprintf("%s (request %s)\n", msg, id))
 }

@@ -8,11 +8,17 @@
 
   function phone(channel) { return document.getElementById("phone-" + channel); }
 
+  function show(channel, li) {
+    var screen = phone(channel).querySelector(".screen");
+    screen.appendChild(li);
+    screen.scrollTop = screen.scrollHeight;
+  }
+
   function render(m) {
     var p = phone(m.channel);
     if (!p) { return; }
     var li = document.createElement("li");
-    li.className = "msg " + m.from;
+    li.className = "msg " + m.from + (m.link ? " link" : "");
     var parts = m.text.split(urlRe);
     for (var i = 0; i < parts.length; i++) {
       if (i % 2 === 1) {
@@ -23,13 +29,15 @@
         a.textContent = parts[i];
         a.className = "secure-link";
         li.appendChild(a);
-      } else if (parts[i]) {
-        li.appendChild(document.createTextNode(parts[i]));
+      } else {
+        // Links sit on their own line: drop the spaces around them.
+        var text = parts[i];
+        if (i > 0) { text = text.replace(/^ +/, ""); }
+        if (i < parts.length - 1) { text = text.replace(/ +$/, ""); }
+        if (text) { li.appendChild(document.createTextNode(text)); }
       }
     }
-    var screen = p.querySelector(".screen");
-    screen.appendChild(li);
-    screen.scrollTop = screen.scrollHeight;
+    show(m.channel, li);
     if (m.channel === "messenger" && m.from === "clinic") {
       var quick = p.querySelector(".quick");
       quick.textContent = "";
@@ -37,10 +45,18 @@
         var b = document.createElement("button");
         b.type = "button";
         b.textContent = c.title;
-        b.addEventListener("click", function () { send("messenger", c.title, c.payload); quick.textContent = ""; });
+        b.addEventListener("click", function () { quick.textContent = ""; send("messenger", c.title, c.payload); });
         quick.appendChild(b);
       });
     }
+  }
+
+  // failed shows, under the patient's message, that it did not arrive.
+  function failed(channel, why) {
+    var li = document.createElement("li");
+    li.className = "msg error";
+    li.textContent = "Not delivered: " + why;
+    show(channel, li);
   }
 
   function send(channel, text, payload) {
@@ -48,15 +64,22 @@
       method: "POST",
       headers: { "Content-Type": "application/json" },
       body: JSON.stringify({ channel: channel, text: text, payload: payload || "" })
-    });
+    }).then(function (r) {
+      if (!r.ok) { return r.text().then(function (t) { failed(channel, t.trim() || r.status); }); }
+    }).catch(function () { failed(channel, "the server is not answering"); });
   }
 
   function poll() {
     fetch("/dev/messages?after=" + seen, { cache: "no-store" })
-      .then(function (r) { return r.json(); })
+      .then(function (r) {
+        if (!r.ok) { throw new Error(r.status); }
+        return r.json();
+      })
       .then(function (msgs) {
         msgs.forEach(function (m) { seen = Math.max(seen, m.seq); render(m); });
-        poll();
+        // An empty answer is a poll that timed out, or a server going away:
+        // a short pause keeps the latter from turning into a busy loop.
+        if (msgs.length) { poll(); } else { setTimeout(poll, 250); }
       })
       .catch(function () { setTimeout(poll, 1000); });
   }
