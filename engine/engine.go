@@ -295,6 +295,10 @@ func (e *Engine) SecureOpened(ctx context.Context, conversationID string) (*Resu
 		if r.conv.Secure == SecureOpen {
 			return nil // already open: the page has what it needs
 		}
+		if r.conv.Secure != SecurePending {
+			// No link is out: nothing waits for the page.
+			return ErrSecureClosed
+		}
 		r.conv.Secure = SecureOpen
 		step := r.step()
 		if step == nil || r.conv.Status != Active {
@@ -324,6 +328,9 @@ func (e *Engine) SecureClosed(ctx context.Context, conversationID string) (*Resu
 		if r.conv.Secure == SecureOpen {
 			r.conv.Secure = SecurePending
 			r.conv.PromptSent = false
+			// The link was used up: the patient's next SMS gets a fresh one
+			// at once, not a pointer to the spent link.
+			r.conv.LinkSentAt = time.Time{}
 		}
 		return nil
 	})

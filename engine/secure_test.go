@@ -228,7 +228,8 @@ func TestSecureClosed(t *testing.T) {
 	if _, err := h.Send(ctx, engine.Secure, "itchy rash"); !errors.Is(err, engine.ErrSecureClosed) {
 		t.Errorf("a secure message after the close: %v, want ErrSecureClosed", err)
 	}
-	h.Clock.Advance(2 * time.Minute)
+	// At once, inside the resend window: the old link is spent, so a pointer
+	// to it would strand the patient.
 	h.want("an SMS message gets a fresh link", h.send("hello?"), sms("Continue privately: "+link(2)))
 	h.want("reopening asks again", h.open("3/14/1985"), sec("What brings you in, Ana?"))
 	h.want("answer", h.secure("itchy rash"), sec("Any medicines?"))
@@ -458,4 +459,17 @@ func channels(out []*engine.Outbound) []engine.Channel {
 		chs[i] = o.Channel
 	}
 	return chs
+}
+
+// Opening the page of a conversation with no link out does nothing and
+// says so: the page must not show a conversation that waits for nobody.
+func TestSecureOpenedWithoutLink(t *testing.T) {
+	h := newHarness(t, intakeSet(t, ""), engine.SMS)
+	h.send("INTAKE")
+	if _, err := h.Engine.SecureOpened(context.Background(), h.Conversation); !errors.Is(err, engine.ErrSecureClosed) {
+		t.Fatalf("SecureOpened with no link out: %v, want ErrSecureClosed", err)
+	}
+	if c := h.conv(); c.Secure != engine.SecureNone {
+		t.Errorf("secure state %q after a refused open, want none", c.Secure)
+	}
 }
