@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -116,7 +117,7 @@ func (c *chat) run(ctx context.Context, vars map[string]any) error {
 		return err
 	}
 	if err := c.show(ctx, res.Out); err != nil {
-		return err
+		return endOfInput(err)
 	}
 	for {
 		conv := c.sim.Current()
@@ -137,7 +138,7 @@ func (c *chat) run(ctx context.Context, vars map[string]any) error {
 			continue
 		}
 		if err := c.show(ctx, out); err != nil {
-			return err
+			return endOfInput(err)
 		}
 	}
 }
@@ -256,4 +257,13 @@ func pickLang(m *flows.Message, lang string) string {
 		return k
 	}
 	return ""
+}
+
+// endOfInput treats running out of input (or a locked link, which ends the
+// chat) as the normal end of a chat.
+func endOfInput(err error) error {
+	if errors.Is(err, io.EOF) {
+		return nil
+	}
+	return err
 }
