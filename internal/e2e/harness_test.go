@@ -123,6 +123,7 @@ type service struct {
 	srv       *server.Server
 	base      string // http://127.0.0.1:port
 	client    *http.Client
+	public    string // the public URL webhooks are signed over and links start with
 	twilio    *twiliotest.Server
 	messenger *messengertest.Server
 	ring      *seal.Ring
@@ -149,10 +150,23 @@ func (b *syncBuffer) String() string {
 	return b.buf.String()
 }
 
+// serviceOption changes the configuration startService runs the service
+// with; addr is the address the service will listen on.
+type serviceOption func(cfg *server.Config, addr string)
+
+// servedLocally makes the service's public URL its own listener, over
+// plain HTTP in dev mode, so that a browser on this machine can follow the
+// secure links it issues. The providers stay the test servers.
+func servedLocally() serviceOption {
+	return func(cfg *server.Config, addr string) {
+		cfg.Dev, cfg.PublicURL = true, "http://"+addr
+	}
+}
+
 // startService starts the real service on kind's database with its clock at
 // now, listening on 127.0.0.1, and stops it when t ends. The service's log
 // is shown only when t fails.
-func startService(t testing.TB, kind storeKind, now time.Time) *harness {
+func startService(t testing.TB, kind storeKind, now time.Time, opts ...serviceOption) *harness {
 	t.Helper()
 	dir := t.TempDir()
 	var dsn string
@@ -179,21 +193,26 @@ func startService(t testing.TB, kind storeKind, now time.Time) *harness {
 		MessengerAppSecret: appSecret, MessengerVerifyToken: verifyToken, MessengerPageToken: pageToken,
 		MessengerAPIURL: h.messenger.URL, Region: "US", TimeZone: clinicZone,
 	}
+	// Listening first tells the options the address, for a public URL
+	// that points at the service itself.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("listen: %v", err)
+	}
+	for _, o := range opts {
+		o(&cfg, ln.Addr().String())
+	}
+	h.public = cfg.PublicURL
 	log := slog.New(slog.NewTextHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	ctx, cancel := context.WithCancel(context.Background())
 	h.ctx = ctx
 	srv, err := server.New(ctx, cfg, log, server.WithClock(h.clock.Now))
 	if err != nil {
 		cancel()
+		ln.Close()
 		t.Fatalf("server.New: %v", err)
 	}
 	h.srv = srv
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		cancel()
-		srv.Close()
-		t.Fatalf("listen: %v", err)
-	}
 	h.base = "http://" + ln.Addr().String()
 	done := make(chan error, 1)
 	go func() { done <- srv.Run(ctx, ln) }()
@@ -299,11 +318,11 @@ func twilioForm(m sms) url.Values {
 }
 
 // sendSMS delivers m to the service's listener as Twilio does: the
-// signature covers the configured public URL and path, not the address the
+// signature covers the service's public URL and path, not the address the
 // request really goes to. It returns the status and body.
 func (h *harness) sendSMS(m sms) (int, string) {
 	h.t.Helper()
-	req := twiliotest.SignedInbound(authToken, publicURL+twilioPath, twilioForm(m))
+	req := twiliotest.SignedInbound(authToken, h.public+twilioPath, twilioForm(m))
 	resp, err := twiliotest.Deliver(h.ctx, h.client, h.base+twilioPath, req)
 	if err != nil {
 		h.t.Fatalf("deliver Twilio webhook: %v", err)
@@ -316,7 +335,7 @@ func (h *harness) sendSMS(m sms) (int, string) {
 // sendStatus delivers a signed Twilio status callback.
 func (h *harness) sendStatus(params url.Values) (int, string) {
 	h.t.Helper()
-	req := twiliotest.SignedStatus(authToken, publicURL+statusPath, params)
+	req := twiliotest.SignedStatus(authToken, h.public+statusPath, params)
 	resp, err := twiliotest.Deliver(h.ctx, h.client, h.base+statusPath, req)
 	if err != nil {
 		h.t.Fatalf("deliver Twilio status callback: %v", err)

@@ -20,6 +20,14 @@
   var busy = false;
   var source = null;
 
+  // showLatest scrolls the page to its end. Scrolling the newest message
+  // into view instead would leave it under the answer bar, which sticks
+  // to the bottom of a phone's screen; at the page's end the bar sits in
+  // its own place, below the messages.
+  function showLatest() {
+    window.scrollTo(0, document.documentElement.scrollHeight);
+  }
+
   function setStatus(text, closed) {
     status.textContent = text;
     status.classList.toggle('closed', !!closed);
@@ -42,7 +50,7 @@
     div.appendChild(document.createTextNode(' '));
     div.appendChild(p);
     log.appendChild(div);
-    div.scrollIntoView({block: 'end'});
+    showLatest();
   }
 
   function setChoices(list) {
@@ -82,6 +90,7 @@
     }
     if (!st.open) {
       close(st.status);
+      showLatest();
       return;
     }
     setStatus(st.status, false);
@@ -94,6 +103,7 @@
       input.removeAttribute('inputmode');
     }
     setChoices(st.choices);
+    showLatest(); // the buttons make the answer bar taller
   }
 
   function setBusy(b) {
@@ -206,11 +216,8 @@
     });
   }
 
+  showLatest();
   if (open) {
     connect();
-    var last = log.lastElementChild;
-    if (last) {
-      last.scrollIntoView({block: 'end'});
-    }
   }
 }());
