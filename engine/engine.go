@@ -352,6 +352,20 @@ func (e *Engine) ForceSecure(ctx context.Context, conversationID, agent string) 
 	})
 }
 
+// HandOff gives a conversation to the clinic's staff now, in queue: the bot
+// stays quiet until an agent hands it back. actor names who asked ("system"
+// or an agent's id).
+func (e *Engine) HandOff(ctx context.Context, conversationID, queue, actor string) (*Result, error) {
+	return e.onConversation(ctx, conversationID, func(r *run) error {
+		r.actor, r.actorID = "system", actor
+		if r.conv.Status == HandedOff {
+			return nil
+		}
+		r.handoff(queue)
+		return nil
+	})
+}
+
 // HandBack returns a handed-off conversation to the bot, which moves on from
 // the handoff step.
 func (e *Engine) HandBack(ctx context.Context, conversationID, agent string) (*Result, error) {

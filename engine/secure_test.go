@@ -473,3 +473,27 @@ func TestSecureOpenedWithoutLink(t *testing.T) {
 		t.Errorf("secure state %q after a refused open, want none", c.Secure)
 	}
 }
+
+// HandOff gives a conversation to staff at once (a secure link that locked
+// after failed identity checks does this): the bot stays quiet until an
+// agent hands it back, and the hand-off is recorded.
+func TestHandOff(t *testing.T) {
+	ctx := context.Background()
+	h := newHarness(t, intakeSet(t, ""), engine.SMS)
+	toSensitive(t, h)
+	if _, err := h.Engine.HandOff(ctx, h.Conversation, "front-desk", "secure-link-lock"); err != nil {
+		t.Fatal(err)
+	}
+	if c := h.conv(); c.Status != engine.HandedOff || c.Queue != "front-desk" {
+		t.Fatalf("status %q queue %q, want handed off to front-desk", c.Status, c.Queue)
+	}
+	if out := h.send("hello?"); len(out) != 0 {
+		t.Errorf("the bot answered a handed-off conversation: %v", channels(out))
+	}
+	if ev := h.events(engine.EventHandoff); len(ev) != 1 || ev[0].ActorID != "secure-link-lock" {
+		t.Errorf("handoff events %+v, want one by secure-link-lock", ev)
+	}
+	if _, err := h.Engine.HandOff(ctx, "no-such-conversation", "front-desk", "x"); !errors.Is(err, engine.ErrNoConversation) {
+		t.Errorf("hand off an unknown conversation: %v, want ErrNoConversation", err)
+	}
+}

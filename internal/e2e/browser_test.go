@@ -223,6 +223,10 @@ func TestBrowserSecureIntake(t *testing.T) {
 	if c := h.conversation(cyConv); c.Secure != engine.SecurePending {
 		t.Errorf("Cy's secure part is %q after the lock, want %q", c.Secure, engine.SecurePending)
 	}
+	// The clinic is told: the conversation waits for the front desk.
+	if c := h.conversation(cyConv); c.Status != engine.HandedOff || c.Queue != "front-desk" {
+		t.Errorf("Cy's conversation is %q (queue %q) after the lock, want handed off to front-desk", c.Status, c.Queue)
+	}
 
 	// A link past its 15 minutes is refused.
 	dee := patient{Phone: "+12015550144", First: "Dee", Last: "Park", DOB: "05/30/1970", DOBField: "1970-05-30", Email: "dee@example.com"}

@@ -12,7 +12,8 @@ import (
 
 // secureConfig is the secure chat's configuration from the service's.
 func (s *Server) secureConfig() securechat.Config {
-	c := securechat.Config{PublicURL: s.cfg.PublicURL, Dev: s.cfg.Dev, Now: s.now, Log: s.log}
+	c := securechat.Config{PublicURL: s.cfg.PublicURL, Dev: s.cfg.Dev, Now: s.now, Log: s.log,
+		OnLock: s.linkLocked}
 	if s.Store != nil && s.Store.Postgres() {
 		// Pages connected to this node hear about messages written on others.
 		c.ListenDSN = s.cfg.DB
@@ -55,4 +56,15 @@ func (s *Server) secureRoutes(e *echo.Echo) {
 	}))
 	e.Any("/s/*", h)
 	s.runners = append(s.runners, chat.Run)
+}
+
+// linkLocked tells the clinic that a patient's link locked after too many
+// failed identity checks: the conversation goes to the front desk, whose
+// staff see it waiting, and the log says so (without any answer).
+func (s *Server) linkLocked(conversationID string) {
+	s.log.Warn("a secure link locked after too many failed identity checks; the conversation is handed to the front desk",
+		"conversation", conversationID)
+	if _, err := s.Engine.HandOff(context.Background(), conversationID, "front-desk", "secure-link-lock"); err != nil {
+		s.log.Error("hand off a conversation whose link locked", "conversation", conversationID, "err", err)
+	}
 }
