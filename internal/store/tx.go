@@ -128,10 +128,10 @@ func contactWithConvQuery(pg bool) string {
 // convNull scans a conversation row that may be missing (a LEFT JOIN).
 type convNull struct {
 	ID, ContactID, FlowID, FlowHash, Step, Status, Origin, Language, Secure, Queue *string
-	Vars, Address                                                                []byte
-	Attempts, LinkResends                                                        *int
-	StaySecure, PromptSent                                                       *bool
-	LinkSentAt, TimerDue, Lines, Created, Updated                                *int64
+	Vars, Address                                                                  []byte
+	Attempts, LinkResends                                                          *int
+	StaySecure, PromptSent                                                         *bool
+	LinkSentAt, TimerDue, Lines, Created, Updated                                  *int64
 }
 
 // dest lists the scan targets in convCols order.
