@@ -45,6 +45,7 @@ type Engine struct {
 	maxLinks int
 	helpers  map[string]any
 	observe  func(*Conversation, *flows.Step, *flows.Edge)
+	guard    bool
 }
 
 // Option configures an Engine.
@@ -73,6 +74,11 @@ func WithLogger(l *slog.Logger) Option { return func(e *Engine) { e.log = l } }
 func WithLinkResend(every time.Duration, max int) Option {
 	return func(e *Engine) { e.resend, e.maxLinks = every, max }
 }
+
+// WithIdentityGuard moves a conversation to the secure page when a patient
+// writes an SSN or a full date (a likely date of birth) on SMS or Messenger
+// where the question does not ask for one (SECURITY.md #6, fail closed).
+func WithIdentityGuard(on bool) Option { return func(e *Engine) { e.guard = on } }
 
 // WithObserver sets a function called for every step entered and every edge
 // taken, for coverage reports. edge is nil when no edge led to the step.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"regexp"
 	"strings"
 	"sync"
 	"time"
@@ -177,6 +178,7 @@ func (r *run) inbound(in Inbound) error {
 	text := strings.TrimSpace(in.Text)
 	r.replyCh = in.Channel
 	step := r.step()
+	inLine := len(r.lines)
 	r.lines = append(r.lines, TranscriptLine{At: r.now(), Inbound: true, Channel: in.Channel, Text: in.Text,
 		Step: r.stepID(), Sensitive: in.Channel == Secure || step != nil && step.Sensitive})
 	r.eventOn(EventMessageIn, "", in.Channel, "ok", "")
@@ -247,6 +249,16 @@ func (r *run) inbound(in Inbound) error {
 	if in.Channel.IsOrigin() && (step.Sensitive || r.staysSecure() && r.conv.Secure != SecureNone) {
 		// Never take an answer to a sensitive question from SMS or Messenger.
 		r.pointToLink()
+		return nil
+	}
+	if in.Channel.IsOrigin() && r.e.guard && volunteers(step, text) {
+		// Fail closed (SECURITY.md #6): a patient who writes a date of birth
+		// or an SSN where none was asked is moved to the secure page; the
+		// text is not taken as an answer and the question is asked again there.
+		r.lines[inLine].Sensitive = true
+		r.event(EventSwitchSecure, step.ID, "ok", "identity data volunteered on "+string(in.Channel))
+		r.conv.StaySecure, r.conv.PromptSent = true, false
+		r.sendLink(false)
 		return nil
 	}
 	if step.Ask == nil || !r.conv.PromptSent {
@@ -616,4 +628,23 @@ func speaks(f *flows.Flow, lang string) bool {
 		}
 	}
 	return false
+}
+
+// Identity data a patient may volunteer where it was not asked for.
+var (
+	ssnRe = regexp.MustCompile(`\b\d{3}[- ]\d{2}[- ]\d{4}\b`)
+	dobRe = regexp.MustCompile(`\b\d{1,2}[/.-]\d{1,2}[/.-](?:19|20)\d{2}\b|\b(?:19|20)\d{2}-\d{1,2}-\d{1,2}\b`)
+)
+
+// volunteers reports whether text holds an SSN or a full date (a likely
+// date of birth) that the step's question does not ask for.
+func volunteers(step *flows.Step, text string) bool {
+	typ := ""
+	if step.Ask != nil {
+		typ = step.Ask.Type
+	}
+	if typ == flows.TypePattern {
+		return false // the flow asks for a formatted value on purpose
+	}
+	return ssnRe.MatchString(text) || typ != flows.TypeDate && dobRe.MatchString(text)
 }

@@ -497,3 +497,72 @@ func TestHandOff(t *testing.T) {
 		t.Errorf("hand off an unknown conversation: %v, want ErrNoConversation", err)
 	}
 }
+
+// SECURITY.md #6: a patient who volunteers a date of birth or an SSN on SMS
+// where the question does not ask for one is moved to the secure page (fail
+// closed); a date asked for on purpose is taken as the answer.
+func TestIdentityGuard(t *testing.T) {
+	const flow = `
+flow: guard
+trigger: { keywords: [GO] }
+secure:
+  link_message: "Continue privately: {{ link }}"
+steps:
+  ask-note:
+    ask: { prompt: "Anything we should know?", type: text, save: note }
+    next: ask-day
+  ask-day:
+    ask: { prompt: "Which date suits you?", type: date, save: day }
+    next: done
+  done:
+    say: "Thanks."
+    end: true
+`
+	tests := []struct {
+		Label        string
+		Guard        bool
+		Answer       string
+		ExpectedLink bool
+	}{
+		{"date of birth in free text", true, "my dob is 3/14/1985", true},
+		{"ISO date in free text", true, "born 1985-03-14", true},
+		{"SSN in free text", true, "ssn 123-45-6789", true},
+		{"plain answer", true, "I use a wheelchair", false},
+		{"phone number is not an SSN", true, "call 201-555-0123", false},
+		{"guard off", false, "my dob is 3/14/1985", false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.Label, func(t *testing.T) {
+			h := newHarness(t, loadSet(t, flow), engine.SMS, engine.WithIdentityGuard(tc.Guard))
+			h.send("GO")
+			out := h.send(tc.Answer)
+			gotLink := len(out) == 1 && out[0].Link
+			if gotLink != tc.ExpectedLink {
+				t.Fatalf("replies %v (link %v), want a link: %v", channels(out), gotLink, tc.ExpectedLink)
+			}
+			if !tc.ExpectedLink {
+				return
+			}
+			c := h.conv()
+			if _, saved := c.Vars["note"]; saved || c.Step != "ask-note" || !c.StaySecure {
+				t.Errorf("after the volunteered data: vars %v step %q stay secure %v; want nothing saved, still at ask-note, secure", c.Vars, c.Step, c.StaySecure)
+			}
+			if len(h.events(engine.EventSwitchSecure)) != 1 {
+				t.Error("the switch to the secure page was not recorded")
+			}
+			for _, o := range out {
+				if strings.Contains(o.Text, "1985") || strings.Contains(o.Text, "6789") {
+					t.Errorf("the reply on %s repeats the volunteered value", o.Channel)
+				}
+			}
+			h.want("the question is asked again on the page", h.open(""), sec("Anything we should know?"))
+			h.want("a date asked for on the page", h.secure("a wheelchair"), sec("Which date suits you?"))
+		})
+	}
+	t.Run("a date asked for on SMS is an answer", func(t *testing.T) {
+		h := newHarness(t, loadSet(t, flow), engine.SMS, engine.WithIdentityGuard(true))
+		h.send("GO")
+		h.want("note", h.send("nothing"), sms("Which date suits you?"))
+		h.want("the date", h.send("3/14/2027"), sms("Thanks."))
+	})
+}

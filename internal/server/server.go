@@ -103,7 +103,8 @@ func New(ctx context.Context, cfg Config, log *slog.Logger, opts ...Option) (*Se
 			return nil, fmt.Errorf("time zone %q: %w", cfg.TimeZone, err)
 		}
 	}
-	eopts := []engine.Option{engine.WithClock(s.now), engine.WithLocation(loc), engine.WithRegion(cfg.Region), engine.WithLogger(log)}
+	eopts := []engine.Option{engine.WithClock(s.now), engine.WithLocation(loc), engine.WithRegion(cfg.Region), engine.WithLogger(log),
+		engine.WithIdentityGuard(true)}
 	eopts = append(eopts, s.secureOptions()...)
 	if s.links != nil {
 		eopts = append(eopts, engine.WithLinkIssuer(s.links))

@@ -90,8 +90,10 @@ func New(fl engine.Flows, ch engine.Channel, start time.Time, opts ...engine.Opt
 	if ch == engine.Messenger {
 		s.Address = "PSID-1000"
 	}
+	// The same guard as `safeflow serve`, so tests and chats behave as the
+	// service does.
 	all := append([]engine.Option{engine.WithClock(s.Clock.Now), engine.WithLinkIssuer(s.Links),
-		engine.WithLocation(start.Location())}, opts...)
+		engine.WithLocation(start.Location()), engine.WithIdentityGuard(true)}, opts...)
 	s.Engine = engine.New(fl, s.Store, all...)
 	return s
 }
