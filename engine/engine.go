@@ -108,7 +108,6 @@ type Result struct {
 	// Duplicate is true when the provider message id was seen before and
 	// nothing was done.
 	Duplicate bool
-	Events    []Event
 }
 
 // ErrNoConversation is returned for an action on a conversation that does

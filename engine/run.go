@@ -612,7 +612,6 @@ func (r *run) flush() error {
 		return fmt.Errorf("append: %w", err)
 	}
 	r.res.Out = append(r.res.Out, r.out...)
-	r.res.Events = append(r.res.Events, r.events...)
 	r.res.Conversation = r.conv
 	return nil
 }
