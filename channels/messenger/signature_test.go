@@ -25,6 +25,9 @@ func loadVectors(t *testing.T) []vector {
 	dir := os.Getenv("SAFEFLOW_VECTORS")
 	if dir == "" {
 		dir = filepath.Join("..", "..", "..", "shared", "vectors")
+		if _, err := os.Stat(dir); err != nil {
+			dir = filepath.Join("..", "..", "testdata", "vectors") // the repository's copy
+		}
 	}
 	path := filepath.Join(dir, "messenger-signature.json")
 	b, err := os.ReadFile(path)

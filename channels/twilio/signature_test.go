@@ -10,13 +10,17 @@ import (
 	"github.com/safeflow/safeflow/channels/twilio"
 )
 
-// vectorsDir is where the shared test vectors live: $SAFEFLOW_VECTORS, or
-// the shared folder next to the checkout.
+// vectorsDir is where the shared test vectors live: $SAFEFLOW_VECTORS, the
+// shared folder next to the checkout, or the repository's copy of it.
 func vectorsDir() string {
 	if d := os.Getenv("SAFEFLOW_VECTORS"); d != "" {
 		return d
 	}
-	return filepath.Join("..", "..", "..", "shared", "vectors")
+	shared := filepath.Join("..", "..", "..", "shared", "vectors")
+	if _, err := os.Stat(shared); err == nil {
+		return shared
+	}
+	return filepath.Join("..", "..", "testdata", "vectors") // the repository's copy
 }
 
 type vectorFile struct {
