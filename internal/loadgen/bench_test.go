@@ -1,0 +1,132 @@
+package loadgen
+
+import (
+	"context"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/safeflow/safeflow/internal/pgtest"
+)
+
+func TestParseDatabases(t *testing.T) {
+	tests := []struct {
+		Label, In string
+		Expected  []string
+		Err       bool
+	}{
+		{"SQLite", "sqlite", []string{SQLite}, false},
+		{"Postgres", "postgres", []string{Postgres}, false},
+		{"PgShortHand", "PG", []string{Postgres}, false},
+		{"Both", "both", []string{SQLite, Postgres}, false},
+		{"EmptyIsBoth", "", []string{SQLite, Postgres}, false},
+		{"Unknown", "mysql", nil, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.Label, func(t *testing.T) {
+			got, err := ParseDatabases(tt.In)
+			if (err != nil) != tt.Err || !slices.Equal(got, tt.Expected) {
+				t.Errorf("ParseDatabases(%q) = %v, %v", tt.In, got, err)
+			}
+			if err != nil && !strings.Contains(err.Error(), "sqlite, postgres or both") {
+				t.Errorf("error %q does not say what to choose", err)
+			}
+		})
+	}
+}
+
+// TestBenchMeasuresEveryPhase runs a very short bench on both databases and
+// checks that every figure of the report was measured and printed.
+func TestBenchMeasuresEveryPhase(t *testing.T) {
+	pg := pgtest.Shared(t)
+	var progress strings.Builder
+	rep, err := Bench(context.Background(), BenchConfig{
+		Databases: []string{SQLite, Postgres}, Contacts: 2, Duration: 300 * time.Millisecond,
+		FlowsDir: examplesDir, SQLiteDir: t.TempDir(), Progress: &progress,
+		Postgres: func(_ context.Context, name string) (string, error) { return pg.CreateDB(t, ""), nil },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !rep.OK() {
+		var b strings.Builder
+		rep.Write(&b)
+		t.Fatalf("the bench saw failures:\n%s", b.String())
+	}
+	if rep.HTTP.Rate() <= 0 {
+		t.Errorf("HTTP ceiling rate %v", rep.HTTP.Rate())
+	}
+	if len(rep.Rows) != 2 {
+		t.Fatalf("%d rows, want sqlite and postgres", len(rep.Rows))
+	}
+	for _, row := range rep.Rows {
+		for name, res := range map[string]*Result{"e2e": row.E2E, "delivery": row.Delivery, "raw": row.Raw, "paced": row.Paced} {
+			if res == nil || res.Messages == 0 {
+				t.Errorf("%s %s: nothing measured", row.DB, name)
+			}
+		}
+		if want := row.E2E.Rate() / 2; row.PacedRate != want {
+			t.Errorf("%s: paced at %v, want half the peak %v", row.DB, row.PacedRate, want)
+		}
+		if (row.Waits != nil) != (row.DB == Postgres) {
+			t.Errorf("%s: backends sampled = %v; want them on PostgreSQL only", row.DB, row.Waits != nil)
+		}
+		if (row.Trips != nil) != (row.DB == Postgres) {
+			t.Errorf("%s: round trips counted = %v; want them on PostgreSQL only", row.DB, row.Trips != nil)
+		}
+	}
+	var out strings.Builder
+	rep.Write(&out)
+	for _, want := range []string{
+		"e2e msgs/s", "HTTP ceiling msgs/s", "raw DB tx/s", "e2e/raw", "e2e/HTTP",
+		"sqlite", "postgres", "With real delivery", "Paced", "Goals:", "round trips per message",
+		"waiting for a store connection", "busy backends", "transactions)",
+		"Every webhook was answered 200",
+	} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("the report lacks %q:\n%s", want, out.String())
+		}
+	}
+	if !strings.Contains(progress.String(), "postgres: counting round trips") {
+		t.Errorf("progress lacks the round-trip phase:\n%s", progress.String())
+	}
+}
+
+func TestBenchWithoutPostgresSaysSo(t *testing.T) {
+	_, err := Bench(context.Background(), BenchConfig{
+		Databases: []string{Postgres}, Contacts: 1, Duration: 100 * time.Millisecond, FlowsDir: examplesDir,
+	})
+	if err == nil || !strings.Contains(err.Error(), "no PostgreSQL database") {
+		t.Errorf("Bench = %v, want an error saying no PostgreSQL is available", err)
+	}
+}
+
+func TestReportShowsProblems(t *testing.T) {
+	ok := func() *Result {
+		return &Result{Messages: 10, Elapsed: time.Second, Latency: NewLatencies(ms(1, 2, 3))}
+	}
+	bad := ok()
+	bad.Failed, bad.FirstError = 3, errString("webhook: HTTP 500")
+	fastRaw := ok()
+	fastRaw.Messages = 100 // ten times the end-to-end rate: a missed goal
+	rep := &BenchReport{Contacts: 1, Duration: time.Second, HTTP: ok(), Rows: []*BenchRow{{
+		DB: SQLite, E2E: bad, Delivery: ok(), Raw: fastRaw, Paced: ok(), PacedRate: 5,
+		E2ECheck: Verification{Contacts: 2, Complete: 2}, DeliveryChk: Verification{Contacts: 2, Complete: 1, Missing: 1},
+		PacedCheck: Verification{Contacts: 1, Complete: 1},
+	}}}
+	if rep.OK() {
+		t.Error("OK with failed webhooks and missing replies")
+	}
+	var out strings.Builder
+	rep.Write(&out)
+	for _, want := range []string{"PROBLEMS", "sqlite e2e: 3 failed, first: webhook: HTTP 500", "sqlite delivery: 1 of 2 contacts", "e2e/raw 0.10, goal >= 0.8: MISSED"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("the report lacks %q:\n%s", want, out.String())
+		}
+	}
+}
+
+type errString string
+
+func (e errString) Error() string { return string(e) }
