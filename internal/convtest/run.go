@@ -509,18 +509,43 @@ func shortDuration(d time.Duration) string {
 // expect checks the conversation's state; every difference is listed, in
 // the order the checks are written.
 func (r *testRun) expect(e *Expect) {
-	conv := r.sim.Current()
-	type found struct {
-		pos  Pos
-		diff Diff
+	found := e.Check(State{Conversation: r.sim.Current(), LinksIssued: r.sim.Links.Count, OptedOut: r.optedOut})
+	if len(found) == 0 {
+		return
 	}
-	var diffs []found
+	out := make([]Diff, len(found))
+	for i, f := range found {
+		out[i] = f.Diff
+	}
+	r.fail(found[0].Pos, "the conversation is not in the expected state ("+plural(len(found), "difference")+")", out...)
+}
+
+// State is what an Expect is checked against: a conversation (nil when
+// there is none) and what the checks ask about lazily.
+type State struct {
+	Conversation *engine.Conversation
+	LinksIssued  func() int
+	OptedOut     func() bool
+}
+
+// Finding is one difference between an Expect and a State, at the place
+// in the test file that expects it.
+type Finding struct {
+	Pos  Pos
+	Diff Diff
+}
+
+// Check compares a state with the expectation and returns every
+// difference, in file order. It is shared by `safeflow test` and the
+// end-to-end tests, which check the same files against a real service.
+func (e *Expect) Check(st State) []Finding {
+	var diffs []Finding
 	add := func(key, want, got string) {
-		diffs = append(diffs, found{e.pos[key], Diff{Want: key + ": " + want, Got: key + ": " + got}})
+		diffs = append(diffs, Finding{e.pos[key], Diff{Want: key + ": " + want, Got: key + ": " + got}})
 	}
 	status, step, secure, lang, queue := "no conversation", "(none)", "none", "", ""
 	vars := map[string]any{}
-	if conv != nil {
+	if conv := st.Conversation; conv != nil {
 		status, step, lang, queue, vars = string(conv.Status), conv.Step, conv.Language, conv.Queue, conv.Vars
 		if conv.Secure != engine.SecureNone {
 			secure = string(conv.Secure)
@@ -538,7 +563,7 @@ func (r *testRun) expect(e *Expect) {
 	if e.Queue != nil && *e.Queue != queue {
 		add("queue", *e.Queue, orNone(queue))
 	}
-	if e.LinkIssued != nil && *e.LinkIssued != (r.sim.Links.Count() > 0) {
+	if e.LinkIssued != nil && *e.LinkIssued != (st.LinksIssued() > 0) {
 		add("link_issued", strconv.FormatBool(*e.LinkIssued), strconv.FormatBool(!*e.LinkIssued))
 	}
 	if e.Secure != nil && *e.Secure != secure {
@@ -548,7 +573,7 @@ func (r *testRun) expect(e *Expect) {
 		add("language", *e.Language, orNone(lang))
 	}
 	if e.OptedOut != nil {
-		if got := r.optedOut(); got != *e.OptedOut {
+		if got := st.OptedOut(); got != *e.OptedOut {
 			add("opted_out", strconv.FormatBool(*e.OptedOut), strconv.FormatBool(got))
 		}
 	}
@@ -565,22 +590,15 @@ func (r *testRun) expect(e *Expect) {
 		if v.Want == nil && !set || v.Want != nil && set && v.Want.Match(got) {
 			continue
 		}
-		diffs = append(diffs, found{v.Pos, Diff{Want: "vars." + v.Name + ": " + want, Got: "vars." + v.Name + ": " + got}})
+		diffs = append(diffs, Finding{v.Pos, Diff{Want: "vars." + v.Name + ": " + want, Got: "vars." + v.Name + ": " + got}})
 	}
-	if len(diffs) == 0 {
-		return
-	}
-	slices.SortStableFunc(diffs, func(a, b found) int {
-		if a.pos.Line != b.pos.Line {
-			return a.pos.Line - b.pos.Line
+	slices.SortStableFunc(diffs, func(a, b Finding) int {
+		if a.Pos.Line != b.Pos.Line {
+			return a.Pos.Line - b.Pos.Line
 		}
-		return a.pos.Col - b.pos.Col
+		return a.Pos.Col - b.Pos.Col
 	})
-	out := make([]Diff, len(diffs))
-	for i, d := range diffs {
-		out[i] = d.diff
-	}
-	r.fail(diffs[0].pos, "the conversation is not in the expected state ("+plural(len(diffs), "difference")+")", out...)
+	return diffs
 }
 
 func orNone(s string) string {

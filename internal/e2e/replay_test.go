@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"regexp"
 	"slices"
-	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -710,64 +709,22 @@ func (r *replay) load(id string) *engine.Conversation {
 	return conv
 }
 
-// expect checks the conversation's state as stored.
+// expect checks the conversation's state as stored, with the checks of
+// `safeflow test`.
 func (r *replay) expect(e *convtest.Expect, pos convtest.Pos) {
 	r.t.Helper()
-	conv := r.current()
-	var diffs []string
-	add := func(key, want, got string) { diffs = append(diffs, fmt.Sprintf("%s: want %s, got %s", key, want, got)) }
-	status, step, secure, lang, queue := "no conversation", "(none)", "none", "", ""
-	vars := map[string]any{}
-	if conv != nil {
-		status, step, lang, queue, vars = string(conv.Status), conv.Step, conv.Language, conv.Queue, conv.Vars
-		if conv.Secure != engine.SecureNone {
-			secure = string(conv.Secure)
-		}
-	}
-	if e.Step != nil && *e.Step != step {
-		add("step", *e.Step, step)
-	}
-	if e.Ended != nil && *e.Ended != (status == string(engine.Ended)) {
-		add("ended", strconv.FormatBool(*e.Ended), "status "+status)
-	}
-	if e.HandedOff != nil && *e.HandedOff != (status == string(engine.HandedOff)) {
-		add("handed_off", strconv.FormatBool(*e.HandedOff), "status "+status)
-	}
-	if e.Queue != nil && *e.Queue != queue {
-		add("queue", *e.Queue, queue)
-	}
-	if e.LinkIssued != nil {
-		if got := r.linksIssued() > 0; got != *e.LinkIssued {
-			add("link_issued", strconv.FormatBool(*e.LinkIssued), strconv.FormatBool(got))
-		}
-	}
-	if e.Secure != nil && *e.Secure != secure {
-		add("secure", *e.Secure, secure)
-	}
-	if e.Language != nil && *e.Language != lang {
-		add("language", *e.Language, lang)
-	}
-	if e.OptedOut != nil {
+	found := e.Check(convtest.State{Conversation: r.current(), LinksIssued: r.linksIssued, OptedOut: func() bool {
 		c := r.h.contact(r.ch, r.addr)
-		if got := c != nil && c.OptedOut; got != *e.OptedOut {
-			add("opted_out", strconv.FormatBool(*e.OptedOut), strconv.FormatBool(got))
-		}
+		return c != nil && c.OptedOut
+	}})
+	if len(found) == 0 {
+		return
 	}
-	for _, v := range e.Vars {
-		val, set := vars[v.Name]
-		set = set && val != nil
-		switch {
-		case v.Want == nil && set:
-			add("vars."+v.Name, "(not set)", convtest.FormatValue(val))
-		case v.Want != nil && !set:
-			add("vars."+v.Name, v.Want.String(), "(not set)")
-		case v.Want != nil && !v.Want.Match(convtest.FormatValue(val)):
-			add("vars."+v.Name, v.Want.String(), convtest.FormatValue(val))
-		}
+	diffs := make([]string, len(found))
+	for i, f := range found {
+		diffs[i] = fmt.Sprintf("want %s, got %s", f.Diff.Want, f.Diff.Got)
 	}
-	if len(diffs) > 0 {
-		r.fatalf(pos, "the stored conversation is not in the expected state:\n    %s", strings.Join(diffs, "\n    "))
-	}
+	r.fatalf(pos, "the stored conversation is not in the expected state:\n    %s", strings.Join(diffs, "\n    "))
 }
 
 func (r *replay) linksIssued() int {
