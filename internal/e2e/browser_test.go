@@ -237,6 +237,25 @@ func TestBrowserSecureIntake(t *testing.T) {
 	h.expectRefused("expired link", p, refusal{Status: http.StatusGone, Heading: expiredTitle,
 		Action: audit.LinkExpired, Reason: "expired", Conversation: deeConv})
 
+	// A session left idle ends on the server, and the open page takes the
+	// conversation off the screen: whoever picks up the phone later sees
+	// nothing of it.
+	eve := patient{Phone: "+12015550145", First: "Eve", Last: "Diaz", DOB: "08/09/1992", DOBField: "1992-08-09", Email: "eve@example.com"}
+	eveLink := h.intakeUntilLink(eve)
+	b.open(eveLink)
+	b.submit("Continue on Eve's link", chromedp.Click(chromedp.ID("continue")))
+	b.submit("Eve's date of birth", chromedp.Steps(
+		chromedp.SetValue(chromedp.ID("verify-answer"), eve.DOBField), chromedp.Click(chromedp.ID("verify"))))
+	b.waitBot("What brings you in? A few words is fine.")
+	b.answer("a rash on my arm")
+	b.waitBot("Please list any medicines you take, or reply NONE.")
+	h.clock.AdvanceTo(h.clock.Now().Add(6 * time.Minute))
+	b.waitJS("the idle page to forget the conversation", `document.querySelectorAll("#messages .msg").length === 0 &&
+		document.getElementById("status").classList.contains("closed") && document.getElementById("message-input").disabled`)
+	if txt := evaluate[string](b, `document.body.innerText`); strings.Contains(txt, "rash") || strings.Contains(txt, "medicines") {
+		t.Errorf("the page still shows the conversation after the session timed out:\n%s", txt)
+	}
+
 	// Every response of the secure chat the browser saw carried the
 	// security headers, and the traffic covered every kind of page.
 	seen := b.traffic.all()

@@ -69,6 +69,13 @@
     });
   }
 
+  // forget takes the conversation off the screen: once the session has
+  // ended on the server, someone who picks up the phone later must not
+  // read what was on it.
+  function forget() {
+    log.textContent = '';
+  }
+
   function close(text) {
     open = false;
     setStatus(text, true);
@@ -181,6 +188,7 @@
         return;
       }
       if (fail.status === 401 || fail.status === 403) {
+        forget();
         close(fail.text);
         return;
       }
@@ -203,6 +211,7 @@
       applyState(JSON.parse(ev.data));
     });
     source.addEventListener('end', function (ev) {
+      forget();
       close(JSON.parse(ev.data).status);
     });
     source.addEventListener('error', function () {
