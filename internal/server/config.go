@@ -40,6 +40,10 @@ type Config struct {
 	Region string `yaml:"region"`
 	// TimeZone is the clinic's IANA time zone, used to read dates.
 	TimeZone string `yaml:"time_zone"`
+	// TrustedProxies lists the addresses (CIDRs, comma-separated) of the
+	// reverse proxies in front of safeflow: for requests from them, the
+	// client's address is taken from X-Forwarded-For. Empty: trust none.
+	TrustedProxies string `yaml:"trusted_proxies"`
 }
 
 // envNames maps each setting to its environment variable.
@@ -59,6 +63,7 @@ var envNames = map[string]func(*Config) *string{
 	"SAFEFLOW_MESSENGER_API_URL":      func(c *Config) *string { return &c.MessengerAPIURL },
 	"SAFEFLOW_REGION":                 func(c *Config) *string { return &c.Region },
 	"SAFEFLOW_TIME_ZONE":              func(c *Config) *string { return &c.TimeZone },
+	"SAFEFLOW_TRUSTED_PROXIES":        func(c *Config) *string { return &c.TrustedProxies },
 }
 
 // Defaults returns the built-in settings.

@@ -14,6 +14,11 @@ import (
 func (s *Server) secureConfig() securechat.Config {
 	c := securechat.Config{PublicURL: s.cfg.PublicURL, Dev: s.cfg.Dev, Now: s.now, Log: s.log,
 		OnLock: s.linkLocked}
+	if ips, err := parseTrustedProxies(s.cfg.TrustedProxies); err != nil {
+		s.setupErr = err
+	} else {
+		c.ClientIP = ips.of
+	}
 	if s.Store != nil && s.Store.Postgres() {
 		// Pages connected to this node hear about messages written on others.
 		c.ListenDSN = s.cfg.DB
