@@ -110,6 +110,10 @@ func seedDB(ts *testscript.TestScript, neg bool, args []string) {
 			ts.Check(err)
 		}
 	}
+	// A running service chains its audit records within a second; do it
+	// now, so the script sees the log as the service leaves it.
+	_, err = s.ChainAudit(ctx)
+	ts.Check(err)
 }
 
 // fileMode is the script command `filemode PERM FILE`: it fails unless

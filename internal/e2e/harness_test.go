@@ -436,13 +436,23 @@ func (h *harness) tables() []string {
 	return names
 }
 
-// rowCounts counts the rows of every table.
+// rowCounts counts the rows of every table. Audit records move from
+// audit_pending to audit_log in the background, so the two are counted
+// together, in one statement.
 func (h *harness) rowCounts() map[string]int {
 	h.t.Helper()
 	counts := map[string]int{}
 	for _, name := range h.tables() {
+		query := `SELECT COUNT(*) FROM ` + name
+		switch name {
+		case "audit_pending":
+			continue
+		case "audit_log":
+			name = "audit_log + audit_pending"
+			query = `SELECT (SELECT COUNT(*) FROM audit_log) + (SELECT COUNT(*) FROM audit_pending)`
+		}
 		var n int
-		if err := h.srv.Store.DB().GetContext(h.ctx, &n, `SELECT COUNT(*) FROM `+name); err != nil {
+		if err := h.srv.Store.DB().GetContext(h.ctx, &n, query); err != nil {
 			h.t.Fatalf("count %s: %v", name, err)
 		}
 		counts[name] = n

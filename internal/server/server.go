@@ -91,6 +91,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger, opts ...Option) (*Se
 		return nil, err
 	}
 	s.closers = append(s.closers, func() { s.Store.Close() })
+	s.runners = append(s.runners, func(ctx context.Context) error { return s.Store.RunAuditChainer(ctx, 200*time.Millisecond) })
 	s.Flows, err = s.loadFlows(ctx)
 	if err != nil {
 		s.Close()

@@ -5,6 +5,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/jmoiron/sqlx"
@@ -12,73 +13,143 @@ import (
 	"github.com/safeflow/safeflow/internal/audit"
 )
 
-// appendAudit chains records after the log's head and inserts them. The
-// head row is locked, so appenders take turns; it is locked last in each
-// transaction to keep that turn short.
-//
-// locked, when not nil, is the head as the caller already read and locked
-// it in this transaction.
-func appendAudit(ctx context.Context, s *Store, tx *sqlx.Tx, records []audit.Record, locked *audit.Record) error {
+// appendAudit writes records to audit_pending in the caller's transaction,
+// so they commit (or not) with the action they record. ChainAudit moves them
+// into the hash-chained audit_log a moment later, in order: no message
+// transaction waits for the chain's head.
+func appendAudit(ctx context.Context, s *Store, tx *sqlx.Tx, records []audit.Record) error {
 	if len(records) == 0 {
 		return nil
 	}
-	head := locked
-	if head == nil {
-		head = &audit.Record{}
-		if err := tx.QueryRowxContext(ctx, `SELECT seq, hash FROM audit_head WHERE id = 1`+s.forUpdate()).Scan(&head.Seq, &head.Hash); err != nil {
-			return fmt.Errorf("audit head: %w", err)
-		}
-	}
-	prev := head
-	if head.Seq == 0 {
-		prev = nil
-	}
-	for i := range records {
-		audit.Chain(prev, &records[i])
-		prev = &records[i]
-	}
-	// On PostgreSQL the rows and the new head go in one statement: the head
-	// is locked until commit, so every round trip saved here shortens the
-	// turn every other message waits for.
-	combined := s.pg && len(records) <= maxBatch
 	err := batches(len(records), func(from, to int) error {
-		args := make([]any, 0, (to-from)*15+2)
-		for _, r := range records[from:to] {
-			args = append(args, r.Seq, r.Time.UnixMicro(), r.Actor.Type, r.Actor.ID, r.Actor.Role, r.Source, r.Action, r.Object,
-				r.Conversation, r.Channel, r.Outcome, r.Reason, r.RequestID, r.PrevHash, r.Hash)
-		}
-		insert := `INSERT INTO audit_log (seq, at, actor_type, actor_id, actor_role, source, action, object,
-			conversation_id, channel, outcome, reason, request_id, prev_hash, hash) VALUES ` + values(to-from, 15)
-		if combined {
-			insert = `WITH a AS (` + insert + `) UPDATE audit_head SET seq = ?, hash = ? WHERE id = 1`
-			args = append(args, prev.Seq, prev.Hash)
-		}
-		_, err := tx.ExecContext(ctx, s.q(insert), args...)
+		query, args := pendingStmt(records[from:to], s.now)
+		_, err := tx.ExecContext(ctx, s.q(query), args...)
 		return err
 	})
 	if err != nil {
 		return fmt.Errorf("append audit: %w", err)
 	}
-	if combined {
-		return nil
-	}
-	if _, err := tx.ExecContext(ctx, s.q(`UPDATE audit_head SET seq = ?, hash = ? WHERE id = 1`), prev.Seq, prev.Hash); err != nil {
-		return fmt.Errorf("audit head: %w", err)
-	}
 	return nil
+}
+
+// pendingStmt is the INSERT of records into audit_pending.
+func pendingStmt(records []audit.Record, now func() time.Time) (string, []any) {
+	args := make([]any, 0, len(records)*12)
+	for _, r := range records {
+		at := r.Time
+		if at.IsZero() {
+			at = now()
+		}
+		args = append(args, at.UnixMicro(), r.Actor.Type, r.Actor.ID, r.Actor.Role, r.Source, r.Action, r.Object,
+			r.Conversation, r.Channel, r.Outcome, r.Reason, r.RequestID)
+	}
+	return `INSERT INTO audit_pending (at, actor_type, actor_id, actor_role, source, action, object, conversation_id,
+		channel, outcome, reason, request_id) VALUES ` + values(len(records), 12), args
+}
+
+// ChainAudit moves every committed pending record into the audit log: under
+// the head's lock it chains them after the head, in the order they were
+// written, inserts them and moves the head. It returns how many it chained.
+// Several nodes may run it at once; the head's lock makes them take turns.
+func (s *Store) ChainAudit(ctx context.Context) (int, error) {
+	total := 0
+	for {
+		n, err := s.chainBatch(ctx, maxBatch)
+		total += n
+		if err != nil || n < maxBatch {
+			return total, err
+		}
+	}
+}
+
+func (s *Store) chainBatch(ctx context.Context, limit int) (int, error) {
+	n := 0
+	err := s.withTx(ctx, func(tx *sqlx.Tx) error {
+		head := &audit.Record{}
+		if err := tx.QueryRowxContext(ctx, `SELECT seq, hash FROM audit_head WHERE id = 1`+s.forUpdate()).Scan(&head.Seq, &head.Hash); err != nil {
+			return fmt.Errorf("audit head: %w", err)
+		}
+		var rows []struct {
+			ID int64 `db:"id"`
+			auditRow
+		}
+		if err := tx.SelectContext(ctx, &rows, s.q(`SELECT id, at, actor_type, actor_id, actor_role, source, action, object,
+			conversation_id, channel, outcome, reason, request_id FROM audit_pending ORDER BY id LIMIT `+fmt.Sprint(limit))); err != nil {
+			return fmt.Errorf("read pending audit records: %w", err)
+		}
+		if len(rows) == 0 {
+			return nil
+		}
+		prev := head
+		if head.Seq == 0 {
+			prev = nil
+		}
+		records := make([]audit.Record, len(rows))
+		args := make([]any, 0, len(rows)*15)
+		ids := make([]any, len(rows))
+		for i, r := range rows {
+			rec := &records[i]
+			*rec = r.auditRow.record()
+			audit.Chain(prev, rec)
+			prev = rec
+			ids[i] = r.ID
+			args = append(args, rec.Seq, rec.Time.UnixMicro(), rec.Actor.Type, rec.Actor.ID, rec.Actor.Role, rec.Source, rec.Action,
+				rec.Object, rec.Conversation, rec.Channel, rec.Outcome, rec.Reason, rec.RequestID, rec.PrevHash, rec.Hash)
+		}
+		if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO audit_log (seq, at, actor_type, actor_id, actor_role, source, action, object,
+			conversation_id, channel, outcome, reason, request_id, prev_hash, hash) VALUES `+values(len(rows), 15)), args...); err != nil {
+			return fmt.Errorf("append audit: %w", err)
+		}
+		if _, err := tx.ExecContext(ctx, s.q(`DELETE FROM audit_pending WHERE id IN (`+strings.TrimSuffix(strings.Repeat("?, ", len(ids)), ", ")+`)`), ids...); err != nil {
+			return fmt.Errorf("clear pending audit records: %w", err)
+		}
+		if _, err := tx.ExecContext(ctx, s.q(`UPDATE audit_head SET seq = ?, hash = ? WHERE id = 1`), prev.Seq, prev.Hash); err != nil {
+			return fmt.Errorf("audit head: %w", err)
+		}
+		n = len(rows)
+		return nil
+	})
+	return n, err
+}
+
+// RunAuditChainer chains pending audit records every interval, and once
+// more when ctx ends, so that none is left unchained at shutdown. Chaining
+// in batches costs a few statements per interval instead of a turn on the
+// chain's head for every message; a record is unchained for at most about
+// one interval.
+func (s *Store) RunAuditChainer(ctx context.Context, interval time.Duration) error {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		if _, err := s.ChainAudit(ctx); err != nil && ctx.Err() == nil {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			_, err := s.ChainAudit(context.WithoutCancel(ctx))
+			return err
+		case <-t.C:
+		}
+	}
 }
 
 // Audit appends records written outside a conversation (logins, reloads,
 // key rotations) in their own transaction.
 func (s *Store) Audit(ctx context.Context, records ...audit.Record) error {
-	return s.withTx(ctx, func(tx *sqlx.Tx) error {
+	if err := s.withTx(ctx, func(tx *sqlx.Tx) error {
 		for i := range records {
 			if records[i].Time.IsZero() {
 				records[i].Time = s.now()
 			}
 		}
-		return appendAudit(ctx, s, tx, records, nil)
-	})
+		return appendAudit(ctx, s, tx, records)
+	}); err != nil {
+		return err
+	}
+	// Records written outside a conversation are few: chain them now, so a
+	// command that audits and then exports finds its own record.
+	_, err := s.ChainAudit(ctx)
+	return err
 }
 
 func (s *Store) withTx(ctx context.Context, fn func(*sqlx.Tx) error) error {
@@ -113,7 +184,12 @@ type auditRow struct {
 
 // AuditRecords returns the audit records at or after since, in storage
 // order (by sequence).
+//
+// Pending records are chained first, so the log read is complete up to now.
 func (s *Store) AuditRecords(ctx context.Context, since time.Time) ([]audit.Record, error) {
+	if _, err := s.ChainAudit(ctx); err != nil {
+		return nil, err
+	}
 	return s.auditRecords(ctx, s.db, since)
 }
 
@@ -126,11 +202,16 @@ func (s *Store) auditRecords(ctx context.Context, q sqlx.QueryerContext, since t
 	}
 	out := make([]audit.Record, len(rows))
 	for i, r := range rows {
-		out[i] = audit.Record{Seq: r.Seq, Time: time.UnixMicro(r.At).UTC(), Actor: audit.Actor{Type: r.ActorType, ID: r.ActorID, Role: r.ActorRole},
-			Source: r.Source, Action: r.Action, Object: r.Object, Conversation: r.Conv, Channel: r.Channel, Outcome: r.Outcome,
-			Reason: r.Reason, RequestID: r.RequestID, PrevHash: r.PrevHash, Hash: r.Hash}
+		out[i] = r.record()
 	}
 	return out, nil
+}
+
+// record turns a row into an audit record.
+func (r auditRow) record() audit.Record {
+	return audit.Record{Seq: r.Seq, Time: time.UnixMicro(r.At).UTC(), Actor: audit.Actor{Type: r.ActorType, ID: r.ActorID, Role: r.ActorRole},
+		Source: r.Source, Action: r.Action, Object: r.Object, Conversation: r.Conv, Channel: r.Channel, Outcome: r.Outcome,
+		Reason: r.Reason, RequestID: r.RequestID, PrevHash: r.PrevHash, Hash: r.Hash}
 }
 
 // VerifyAudit checks the whole audit log against its head: it returns nil
@@ -141,6 +222,9 @@ func (s *Store) auditRecords(ctx context.Context, q sqlx.QueryerContext, since t
 // again, and records added after the last one that safeflow wrote, since
 // every append moves the head in the same transaction.
 func (s *Store) VerifyAudit(ctx context.Context) (*audit.Problem, error) {
+	if _, err := s.ChainAudit(ctx); err != nil {
+		return nil, err
+	}
 	var opts *sql.TxOptions
 	if s.pg {
 		// One snapshot for the head and the records; SQLite's single

@@ -345,6 +345,6 @@ func (s *Store) auditTx(ctx context.Context, fn func(tx *sqlx.Tx) ([]audit.Recor
 				records[i].Time = s.now()
 			}
 		}
-		return appendAudit(ctx, s, tx, records, nil)
+		return appendAudit(ctx, s, tx, records)
 	})
 }

@@ -35,6 +35,7 @@ func playAll(t *testing.T, s *store.Store) map[string]*storetest.Played {
 	out := map[string]*storetest.Played{}
 	for _, sc := range storetest.Scripts() {
 		out[sc.Name] = storetest.Play(t.Context(), t, s, set, sc)
+		chainAudit(t, s)
 	}
 	return out
 }
@@ -484,6 +485,7 @@ func TestAuditLog(t *testing.T) {
 				t.Run(tt.name, func(t *testing.T) {
 					s, _ := b.open(t, newRing(t))
 					storetest.Play(t.Context(), t, s, storetest.Examples(t), storetest.Scripts()[0])
+					chainAudit(t, s)
 					records, err := s.AuditRecords(t.Context(), time.Time{})
 					if err != nil {
 						t.Fatal(err)
@@ -520,6 +522,7 @@ func TestAuditLogRefusesChanges(t *testing.T) {
 		t.Run(b.name, func(t *testing.T) {
 			s, _ := b.open(t, newRing(t))
 			storetest.Play(t.Context(), t, s, storetest.Examples(t), storetest.Scripts()[0])
+			chainAudit(t, s)
 			statements := []struct{ op, query string }{
 				{"UPDATE", `UPDATE audit_log SET reason = 'x' WHERE seq = 1`},
 				{"DELETE", `DELETE FROM audit_log WHERE seq = 1`},
@@ -723,6 +726,7 @@ func TestMigrate(t *testing.T) {
 				s, dsn := b.open(t, ring)
 				dsn = reopenable(s, dsn)
 				storetest.Play(t.Context(), t, s, storetest.Examples(t), storetest.Scripts()[0])
+				chainAudit(t, s)
 				before := schemaVersion(t, s)
 				if err := s.Migrate(t.Context()); err != nil {
 					t.Fatalf("Migrate on an up-to-date database: %v", err)
@@ -919,5 +923,14 @@ func TestPanicInTransactionRollsBack(t *testing.T) {
 				t.Error("the mark made before the panic was kept")
 			}
 		})
+	}
+}
+
+// chainAudit chains the pending audit records, as a running service's
+// chainer does within a second.
+func chainAudit(t *testing.T, s *store.Store) {
+	t.Helper()
+	if _, err := s.ChainAudit(t.Context()); err != nil {
+		t.Fatalf("chain the audit log: %v", err)
 	}
 }

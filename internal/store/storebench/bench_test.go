@@ -189,7 +189,7 @@ func raw(ctx context.Context, db *sqlx.DB, pg bool, c conversation, line int64) 
 
 // parallel runs b.N calls of fn spread over workers goroutines, worker w
 // always on conversation w.
-func parallel(b *testing.B, workers int, fn func(w int) error) {
+func parallel(b *testing.B, workers int, fn func(w int) error, finish ...func() error) {
 	var next atomic.Int64
 	var wg sync.WaitGroup
 	var firstErr atomic.Value
@@ -208,6 +208,11 @@ func parallel(b *testing.B, workers int, fn func(w int) error) {
 		}()
 	}
 	wg.Wait()
+	for _, f := range finish {
+		if err := f(); err != nil {
+			b.Fatal(err)
+		}
+	}
 	b.StopTimer()
 	if err, _ := firstErr.Load().(error); err != nil {
 		b.Fatal(err)
@@ -232,7 +237,13 @@ func BenchmarkMessageTx(b *testing.B) {
 			b.Run(fmt.Sprintf("%s/workers=%d/ours", be.name, workers), func(b *testing.B) {
 				s := be.open(b)
 				convs := setup(b, s, workers)
-				parallel(b, workers, func(w int) error { return ours(context.Background(), s, convs[w]) })
+				// The audit chainer runs beside the writers, as in the service,
+				// and the last records are chained inside the timed run.
+				run, stop := context.WithCancel(context.Background())
+				done := make(chan error, 1)
+				go func() { done <- s.RunAuditChainer(run, 100*time.Millisecond) }()
+				parallel(b, workers, func(w int) error { return ours(context.Background(), s, convs[w]) },
+					func() error { stop(); return <-done })
 			})
 		}
 	}

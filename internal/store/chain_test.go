@@ -1,0 +1,101 @@
+package store_test
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/safeflow/safeflow/engine"
+	"github.com/safeflow/safeflow/internal/store"
+)
+
+// countRows counts a table's rows.
+func countRows(t *testing.T, s *store.Store, table string) int {
+	t.Helper()
+	var n int
+	if err := s.DB().Get(&n, "SELECT COUNT(*) FROM "+table); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// eventTx writes one contact and one audit event in a transaction, and
+// fails it when fail is set.
+func eventTx(ctx context.Context, s *store.Store, i int, fail bool) error {
+	return s.Tx(ctx, func(tx engine.Tx) error {
+		c := &engine.Contact{Channel: engine.SMS, Address: fmt.Sprintf("+1201555%04d", i)}
+		if err := tx.SaveContact(ctx, c); err != nil {
+			return err
+		}
+		ev := []engine.Event{{Actor: "contact", ActorID: c.ID, Action: engine.EventMessageIn, Outcome: "ok", At: time.Now()}}
+		if err := tx.Append(ctx, nil, nil, ev); err != nil {
+			return err
+		}
+		if fail {
+			return fmt.Errorf("the action failed")
+		}
+		return nil
+	})
+}
+
+// Audit records commit with their action and reach the chained log when the
+// chainer runs: a rolled-back action leaves no record, the running chainer
+// picks records up, stopping it chains the rest, and many writers at once
+// leave a whole chain.
+func TestAuditChainer(t *testing.T) {
+	for _, b := range backends {
+		t.Run(b.name, func(t *testing.T) {
+			ctx := t.Context()
+			s, _ := b.open(t, newRing(t))
+
+			if err := eventTx(ctx, s, 0, true); err == nil {
+				t.Fatal("the failing transaction succeeded")
+			}
+			if n := countRows(t, s, "audit_pending"); n != 0 {
+				t.Fatalf("a rolled-back action left %d pending audit records", n)
+			}
+
+			if err := eventTx(ctx, s, 1, false); err != nil {
+				t.Fatal(err)
+			}
+			if p, l := countRows(t, s, "audit_pending"), countRows(t, s, "audit_log"); p != 1 || l != 0 {
+				t.Fatalf("after one action: %d pending, %d chained; want 1 and 0", p, l)
+			}
+
+			run, stop := context.WithCancel(context.Background())
+			done := make(chan error, 1)
+			go func() { done <- s.RunAuditChainer(run, 50*time.Millisecond) }()
+			deadline := time.Now().Add(5 * time.Second)
+			for countRows(t, s, "audit_log") != 1 {
+				if time.Now().After(deadline) {
+					t.Fatal("the chainer did not chain the pending record")
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+
+			var wg sync.WaitGroup
+			for i := range 20 {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					if err := eventTx(ctx, s, 100+i, false); err != nil {
+						t.Error(err)
+					}
+				}()
+			}
+			wg.Wait()
+			stop()
+			if err := <-done; err != nil {
+				t.Fatalf("the chainer stopped with %v", err)
+			}
+			if p, l := countRows(t, s, "audit_pending"), countRows(t, s, "audit_log"); p != 0 || l != 21 {
+				t.Fatalf("after the chainer stopped: %d pending, %d chained; want 0 and 21", p, l)
+			}
+			if problem, err := s.VerifyAudit(ctx); err != nil || problem != nil {
+				t.Fatalf("verify: %v %v", problem, err)
+			}
+		})
+	}
+}
