@@ -17,7 +17,7 @@ import (
 // Outbox is the part of the store the worker needs.
 type Outbox interface {
 	ClaimOutbox(ctx context.Context, now time.Time, lease time.Duration, limit int) ([]store.Pending, error)
-	MarkSent(ctx context.Context, key, providerID string) error
+	MarkSent(ctx context.Context, sent ...store.Sent) error
 	MarkFailed(ctx context.Context, key string, next time.Time, dead bool, reason string) error
 }
 
@@ -93,28 +93,47 @@ func (w *Worker) Drain(ctx context.Context) (int, error) {
 	if err != nil {
 		return 0, err
 	}
+	// Deliveries are recorded together, in one statement after the batch:
+	// a claim holds at most one message per contact, so order is kept.
+	var sent []store.Sent
 	for _, p := range batch {
-		if err := w.deliver(ctx, p); err != nil {
+		s, err := w.deliver(ctx, p)
+		if s != nil {
+			sent = append(sent, *s)
+		}
+		if err != nil {
+			w.markSent(ctx, sent)
 			return len(batch), err
 		}
 	}
-	return len(batch), nil
+	return len(batch), w.markSent(ctx, sent)
 }
 
-func (w *Worker) deliver(ctx context.Context, p store.Pending) error {
+// markSent records delivered messages, even while shutting down: they
+// were sent, and must not go out again.
+func (w *Worker) markSent(ctx context.Context, sent []store.Sent) error {
+	if len(sent) == 0 {
+		return nil
+	}
+	return w.Outbox.MarkSent(context.WithoutCancel(ctx), sent...)
+}
+
+// deliver sends one message. It returns the delivery to record when the
+// provider took it, and records failures itself.
+func (w *Worker) deliver(ctx context.Context, p store.Pending) (*store.Sent, error) {
 	sender := w.Senders[p.Channel]
 	if sender == nil {
 		w.observe(p.Channel, "dead")
 		w.Log.Error("no sender for channel; message moved to dead letters", "channel", string(p.Channel), "outbox", p.Key)
-		return w.Outbox.MarkFailed(ctx, p.Key, w.Now(), true, "no sender for channel")
+		return nil, w.Outbox.MarkFailed(ctx, p.Key, w.Now(), true, "no sender for channel")
 	}
 	id, err := sender.Send(ctx, p.Outbound)
 	if err == nil {
 		w.observe(p.Channel, "sent")
-		return w.Outbox.MarkSent(ctx, p.Key, id)
+		return &store.Sent{Key: p.Key, ProviderID: id}, nil
 	}
 	if ctx.Err() != nil {
-		return nil // shutting down: the lease returns the message later
+		return nil, nil // shutting down: the lease returns the message later
 	}
 	attempts := p.Attempts + 1
 	dead := errors.Is(err, engine.ErrPermanent) || attempts >= w.MaxAttempts
@@ -126,7 +145,7 @@ func (w *Worker) deliver(ctx context.Context, p store.Pending) error {
 		w.observe(p.Channel, "retry")
 		w.Log.Warn("delivery failed; will retry", "channel", string(p.Channel), "outbox", p.Key, "attempts", attempts, "err", err.Error())
 	}
-	return w.Outbox.MarkFailed(ctx, p.Key, next, dead, shortReason(err))
+	return nil, w.Outbox.MarkFailed(ctx, p.Key, next, dead, shortReason(err))
 }
 
 // backoff is exponential with full jitter: a random delay up to

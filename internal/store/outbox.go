@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/safeflow/safeflow/engine"
@@ -73,11 +74,28 @@ func (s *Store) ClaimOutbox(ctx context.Context, now time.Time, lease time.Durat
 	return out, nil
 }
 
-// MarkSent records a delivered message and the provider's id for it.
-func (s *Store) MarkSent(ctx context.Context, key, providerID string) error {
-	_, err := s.db.ExecContext(ctx, s.q(`UPDATE outbox SET status = 'sent', provider_id = ?, attempts = attempts + 1, updated = ? WHERE id = ?`),
-		providerID, micros(s.now()), key)
-	return err
+// Sent is a delivered outbox message and the provider's id for it.
+type Sent struct{ Key, ProviderID string }
+
+// MarkSent records delivered messages and the providers' ids for them, in
+// one statement.
+func (s *Store) MarkSent(ctx context.Context, sent ...Sent) error {
+	return batches(len(sent), func(from, to int) error {
+		args := make([]any, 0, (to-from)*3+1)
+		var b strings.Builder
+		b.WriteString(`UPDATE outbox SET status = 'sent', attempts = attempts + 1, updated = ?, provider_id = CASE id`)
+		args = append(args, micros(s.now()))
+		for _, m := range sent[from:to] {
+			b.WriteString(` WHEN ? THEN ?`)
+			args = append(args, m.Key, m.ProviderID)
+		}
+		b.WriteString(` END WHERE id IN (` + strings.TrimSuffix(strings.Repeat("?, ", to-from), ", ") + `)`)
+		for _, m := range sent[from:to] {
+			args = append(args, m.Key)
+		}
+		_, err := s.db.ExecContext(ctx, s.q(b.String()), args...)
+		return err
+	})
 }
 
 // MarkFailed records a failed attempt: the message is tried again at next,
