@@ -40,6 +40,9 @@ type Config struct {
 	Region string `yaml:"region"`
 	// TimeZone is the clinic's IANA time zone, used to read dates.
 	TimeZone string `yaml:"time_zone"`
+	// DateOrder says how patients write numeric dates: "MDY" (3/4 is
+	// March 4, the default) or "DMY" (3/4 is April 3).
+	DateOrder string `yaml:"date_order"`
 	// TrustedProxies lists the addresses (CIDRs, comma-separated) of the
 	// reverse proxies in front of safeflow: for requests from them, the
 	// client's address is taken from X-Forwarded-For. Empty: trust none.
@@ -63,6 +66,7 @@ var envNames = map[string]func(*Config) *string{
 	"SAFEFLOW_MESSENGER_API_URL":      func(c *Config) *string { return &c.MessengerAPIURL },
 	"SAFEFLOW_REGION":                 func(c *Config) *string { return &c.Region },
 	"SAFEFLOW_TIME_ZONE":              func(c *Config) *string { return &c.TimeZone },
+	"SAFEFLOW_DATE_ORDER":             func(c *Config) *string { return &c.DateOrder },
 	"SAFEFLOW_TRUSTED_PROXIES":        func(c *Config) *string { return &c.TrustedProxies },
 }
 
@@ -130,6 +134,11 @@ func (c *Config) Check() error {
 		problems = append(problems, missing("Messenger", []setting{
 			{"SAFEFLOW_MESSENGER_APP_SECRET", c.MessengerAppSecret}, {"SAFEFLOW_MESSENGER_VERIFY_TOKEN", c.MessengerVerifyToken},
 			{"SAFEFLOW_MESSENGER_PAGE_TOKEN", c.MessengerPageToken}})...)
+	}
+	switch strings.ToUpper(c.DateOrder) {
+	case "", "MDY", "DMY":
+	default:
+		problems = append(problems, fmt.Sprintf("the date order %q is not MDY or DMY: set SAFEFLOW_DATE_ORDER to MDY (3/4 is March 4) or DMY (3/4 is April 3)", c.DateOrder))
 	}
 	if c.FlowsDir == "" {
 		problems = append(problems, "no flows folder: set SAFEFLOW_FLOWS (or --flows)")

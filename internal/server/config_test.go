@@ -114,6 +114,12 @@ func TestCheck(t *testing.T) {
 			Config:         prod(func(c *server.Config) { c.KeysFile = filepath.Join(filepath.Dir(keys), "missing.keys") }),
 			ExpectedErrors: []string{"no key file at", "safeflow keys generate --keys"},
 		},
+		{Label: "DateOrderDMY", Config: prod(func(c *server.Config) { c.DateOrder = "dmy" }), ExpectedURL: "https://chat.clinic.example"},
+		{
+			Label:          "ErrDateOrder",
+			Config:         prod(func(c *server.Config) { c.DateOrder = "YMD" }),
+			ExpectedErrors: []string{`the date order "YMD" is not MDY or DMY`, "SAFEFLOW_DATE_ORDER"},
+		},
 		{
 			Label:          "ErrNoFlows",
 			Config:         prod(func(c *server.Config) { c.FlowsDir = "" }),

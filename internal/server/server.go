@@ -19,6 +19,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/safeflow/safeflow/engine"
+	"github.com/safeflow/safeflow/engine/answer"
 	"github.com/safeflow/safeflow/flows"
 	"github.com/safeflow/safeflow/flows/diag"
 	"github.com/safeflow/safeflow/internal/audit"
@@ -106,6 +107,9 @@ func New(ctx context.Context, cfg Config, log *slog.Logger, opts ...Option) (*Se
 	}
 	eopts := []engine.Option{engine.WithClock(s.now), engine.WithLocation(loc), engine.WithRegion(cfg.Region), engine.WithLogger(log),
 		engine.WithIdentityGuard(true)}
+	if strings.EqualFold(cfg.DateOrder, "DMY") {
+		eopts = append(eopts, engine.WithDateOrder(answer.DMY))
+	}
 	eopts = append(eopts, s.secureOptions()...)
 	if s.links != nil {
 		eopts = append(eopts, engine.WithLinkIssuer(s.links))
