@@ -99,3 +99,35 @@ func TestAuditChainer(t *testing.T) {
 		})
 	}
 }
+
+// The statements of a message transaction are prepared after their first
+// use and reused: the second transaction of the same shape prepares nothing
+// new, and its writes land as the first one's did.
+func TestStatementsPreparedOnce(t *testing.T) {
+	for _, b := range backends {
+		t.Run(b.name, func(t *testing.T) {
+			ctx := t.Context()
+			s, _ := b.open(t, newRing(t))
+			before := store.PreparedCount(s)
+			if err := eventTx(ctx, s, 1, false); err != nil {
+				t.Fatal(err)
+			}
+			first := store.PreparedCount(s)
+			if first <= before {
+				t.Fatalf("no statement was prepared after a transaction (%d before, %d after)", before, first)
+			}
+			if err := eventTx(ctx, s, 2, false); err != nil {
+				t.Fatal(err)
+			}
+			if again := store.PreparedCount(s); again != first {
+				t.Errorf("a second transaction of the same shape prepared %d more statements", again-first)
+			}
+			if n := countRows(t, s, "contacts"); n != 2 {
+				t.Errorf("%d contacts after two transactions, want 2", n)
+			}
+			if n := countRows(t, s, "audit_pending"); n != 2 {
+				t.Errorf("%d pending audit records after two transactions, want 2", n)
+			}
+		})
+	}
+}

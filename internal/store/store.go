@@ -18,6 +18,7 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jmoiron/sqlx"
@@ -41,6 +42,50 @@ type Store struct {
 	now  func() time.Time
 	// contactWithConv is the dialect's query behind ContactByAddress.
 	contactWithConv string
+	stmts           stmtCache
+}
+
+// stmtCache holds prepared statements by query text. It is bounded: the
+// message statements have few shapes, and anything beyond runs unprepared.
+type stmtCache struct {
+	mu sync.Mutex
+	m  map[string]*sql.Stmt
+}
+
+const maxPrepared = 256
+
+func (c *stmtCache) get(query string) *sql.Stmt {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.m[query]
+}
+
+// prepare prepares the queries not yet cached. It must run outside any
+// transaction: on SQLite the transaction holds the only connection.
+func (s *Store) prepare(ctx context.Context, queries []string) {
+	for _, q := range queries {
+		s.stmts.mu.Lock()
+		_, have := s.stmts.m[q]
+		full := len(s.stmts.m) >= maxPrepared
+		s.stmts.mu.Unlock()
+		if have || full {
+			continue
+		}
+		st, err := s.db.PrepareContext(ctx, q)
+		if err != nil {
+			continue // it runs unprepared, as before
+		}
+		s.stmts.mu.Lock()
+		if s.stmts.m == nil {
+			s.stmts.m = map[string]*sql.Stmt{}
+		}
+		if _, have := s.stmts.m[q]; have {
+			st.Close()
+		} else {
+			s.stmts.m[q] = st
+		}
+		s.stmts.mu.Unlock()
+	}
 }
 
 var _ engine.Store = (*Store)(nil)
@@ -192,8 +237,16 @@ func (s *Store) Migrate(ctx context.Context) error {
 	return nil
 }
 
-// Close closes the database.
-func (s *Store) Close() error { return s.db.Close() }
+// Close closes the prepared statements and the database.
+func (s *Store) Close() error {
+	s.stmts.mu.Lock()
+	for _, st := range s.stmts.m {
+		st.Close()
+	}
+	s.stmts.m = nil
+	s.stmts.mu.Unlock()
+	return s.db.Close()
+}
 
 // DB returns the database handle, for tests and tools.
 func (s *Store) DB() *sqlx.DB { return s.db }
@@ -271,6 +324,9 @@ func (s *Store) tx(ctx context.Context, fn func(engine.Tx) error) error {
 	committed = true
 	if err := sqltx.Commit(); err != nil {
 		return fmt.Errorf("commit: %w", err)
+	}
+	if len(t.unprepared) > 0 {
+		s.prepare(ctx, t.unprepared)
 	}
 	return nil
 }

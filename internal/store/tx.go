@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -32,6 +33,8 @@ type tx struct {
 	events []engine.Event
 	// prefetched marks contacts whose open conversation is already loaded.
 	prefetched map[string]bool
+	// unprepared lists the queries to prepare once the transaction is over.
+	unprepared []string
 }
 
 // convRow is a conversation this transaction loaded or saved.
@@ -47,7 +50,7 @@ func newTx(s *Store, t *sqlx.Tx) *tx {
 }
 
 func (t *tx) MarkInbound(ctx context.Context, ch engine.Channel, providerID string) (bool, error) {
-	res, err := t.tx.ExecContext(ctx, t.s.q(`INSERT INTO inbound_seen (channel, provider_id, seen) VALUES (?, ?, ?)
+	res, err := t.exec(ctx, t.s.q(`INSERT INTO inbound_seen (channel, provider_id, seen) VALUES (?, ?, ?)
 		ON CONFLICT DO NOTHING`), string(ch), providerID, micros(t.s.now()))
 	if err != nil {
 		return false, err
@@ -84,7 +87,7 @@ func (t *tx) ContactByAddress(ctx context.Context, ch engine.Channel, address st
 	var r contactRow
 	var v convNull
 	dest := append([]any{&r.ID, &r.Channel, &r.Address, &r.Language, &r.OptedOut}, v.dest()...)
-	err := t.tx.QueryRowContext(ctx, t.s.q(t.s.contactWithConv), t.s.ring.Index(string(ch), address)).Scan(dest...)
+	err := t.queryRow(ctx, t.s.q(t.s.contactWithConv), t.s.ring.Index(string(ch), address)).Scan(dest...)
 	if errors.Is(err, errNoRows) {
 		return nil, engine.ErrNotFound
 	}
@@ -483,7 +486,7 @@ func (t *tx) writeConv(ctx context.Context, r *convRow, added int64) error {
 	if err != nil {
 		return err
 	}
-	if _, err := t.tx.ExecContext(ctx, t.s.q(query), args...); err != nil {
+	if _, err := t.exec(ctx, t.s.q(query), args...); err != nil {
 		return t.convError(r.c, err)
 	}
 	t.wroteConv(r)
@@ -568,7 +571,7 @@ func (t *tx) writeLines(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		if _, err := t.tx.ExecContext(ctx, t.s.q(query), args...); err != nil {
+		if _, err := t.exec(ctx, t.s.q(query), args...); err != nil {
 			return fmt.Errorf("save transcript: %w", err)
 		}
 		return nil
@@ -625,7 +628,7 @@ func (t *tx) writeOutbox(ctx context.Context) error {
 			return err
 		}
 		// RETURNING gives rows in no promised order: match them by id.
-		rows, err := t.tx.QueryContext(ctx, t.s.q(query+` RETURNING seq, id`), args...)
+		rows, err := t.query(ctx, t.s.q(query+` RETURNING seq, id`), args...)
 		if err != nil {
 			return fmt.Errorf("save outbox: %w", err)
 		}
@@ -680,7 +683,13 @@ func (t *tx) writeAudit(ctx context.Context) error {
 	if len(t.events) == 0 {
 		return nil
 	}
-	return appendAudit(ctx, t.s, t.tx, t.auditRecords())
+	return batches(len(t.events), func(from, to int) error {
+		query, args := pendingStmt(t.auditRecords()[from:to], t.s.now)
+		if _, err := t.exec(ctx, t.s.q(query), args...); err != nil {
+			return fmt.Errorf("append audit: %w", err)
+		}
+		return nil
+	})
 }
 
 // auditRecords turns the transaction's events into audit records.
@@ -740,7 +749,7 @@ func (t *tx) commitCombined(ctx context.Context, r *convRow) error {
 	var written int
 	var seqs pq.Int64Array
 	var ids pq.StringArray
-	if err := t.tx.QueryRowContext(ctx, t.s.q(b.String()), args...).Scan(&written, &seqs, &ids); err != nil {
+	if err := t.queryRow(ctx, t.s.q(b.String()), args...).Scan(&written, &seqs, &ids); err != nil {
 		return t.convError(r.c, err)
 	}
 	if written != 1 {
@@ -753,4 +762,40 @@ func (t *tx) commitCombined(ctx context.Context, r *convRow) error {
 		}
 	}
 	return nil
+}
+
+// The statements of a message transaction are the same few shapes again
+// and again: each is prepared once (after the transaction that first used
+// it, when a connection is free) and reused, so SQLite does not parse it,
+// nor PostgreSQL plan it, for every message.
+
+// stmt returns the prepared form of query, or nil, and notes an unprepared
+// query for preparing after the transaction.
+func (t *tx) stmt(ctx context.Context, query string) *sql.Stmt {
+	if st := t.s.stmts.get(query); st != nil {
+		return t.tx.StmtContext(ctx, st)
+	}
+	t.unprepared = append(t.unprepared, query)
+	return nil
+}
+
+func (t *tx) exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	if st := t.stmt(ctx, query); st != nil {
+		return st.ExecContext(ctx, args...)
+	}
+	return t.tx.ExecContext(ctx, query, args...)
+}
+
+func (t *tx) query(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	if st := t.stmt(ctx, query); st != nil {
+		return st.QueryContext(ctx, args...)
+	}
+	return t.tx.QueryContext(ctx, query, args...)
+}
+
+func (t *tx) queryRow(ctx context.Context, query string, args ...any) *sql.Row {
+	if st := t.stmt(ctx, query); st != nil {
+		return st.QueryRowContext(ctx, args...)
+	}
+	return t.tx.QueryRowContext(ctx, query, args...)
 }
