@@ -60,8 +60,14 @@ func TestAuditChainer(t *testing.T) {
 			if err := eventTx(ctx, s, 1, false); err != nil {
 				t.Fatal(err)
 			}
-			if p, l := countRows(t, s, "audit_pending"), countRows(t, s, "audit_log"); p != 1 || l != 0 {
-				t.Fatalf("after one action: %d pending, %d chained; want 1 and 0", p, l)
+			// PostgreSQL leaves the record for the chainer; SQLite, with its
+			// single writer, chains it in the action's own transaction.
+			wantPending, wantChained := 1, 0
+			if !s.Postgres() {
+				wantPending, wantChained = 0, 1
+			}
+			if p, l := countRows(t, s, "audit_pending"), countRows(t, s, "audit_log"); p != wantPending || l != wantChained {
+				t.Fatalf("after one action: %d pending, %d chained; want %d and %d", p, l, wantPending, wantChained)
 			}
 
 			run, stop := context.WithCancel(context.Background())
@@ -125,8 +131,8 @@ func TestStatementsPreparedOnce(t *testing.T) {
 			if n := countRows(t, s, "contacts"); n != 2 {
 				t.Errorf("%d contacts after two transactions, want 2", n)
 			}
-			if n := countRows(t, s, "audit_pending"); n != 2 {
-				t.Errorf("%d pending audit records after two transactions, want 2", n)
+			if n := countRows(t, s, "audit_pending") + countRows(t, s, "audit_log"); n != 2 {
+				t.Errorf("%d audit records after two transactions, want 2", n)
 			}
 		})
 	}
