@@ -80,24 +80,13 @@ func (s *Store) chainBatch(ctx context.Context, limit int) (int, error) {
 		if len(rows) == 0 {
 			return nil
 		}
-		prev := head
-		if head.Seq == 0 {
-			prev = nil
-		}
 		records := make([]audit.Record, len(rows))
-		args := make([]any, 0, len(rows)*15)
 		ids := make([]any, len(rows))
 		for i, r := range rows {
-			rec := &records[i]
-			*rec = r.auditRow.record()
-			audit.Chain(prev, rec)
-			prev = rec
-			ids[i] = r.ID
-			args = append(args, rec.Seq, rec.Time.UnixMicro(), rec.Actor.Type, rec.Actor.ID, rec.Actor.Role, rec.Source, rec.Action,
-				rec.Object, rec.Conversation, rec.Channel, rec.Outcome, rec.Reason, rec.RequestID, rec.PrevHash, rec.Hash)
+			records[i], ids[i] = r.auditRow.record(), r.ID
 		}
-		if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO audit_log (seq, at, actor_type, actor_id, actor_role, source, action, object,
-			conversation_id, channel, outcome, reason, request_id, prev_hash, hash) VALUES `+values(len(rows), 15)), args...); err != nil {
+		query, args, prev := chainStmt(head, records)
+		if _, err := tx.ExecContext(ctx, s.q(query), args...); err != nil {
 			return fmt.Errorf("append audit: %w", err)
 		}
 		if _, err := tx.ExecContext(ctx, s.q(`DELETE FROM audit_pending WHERE id IN (`+strings.TrimSuffix(strings.Repeat("?, ", len(ids)), ", ")+`)`), ids...); err != nil {
@@ -263,4 +252,23 @@ func (s *Store) VerifyAudit(ctx context.Context) (*audit.Problem, error) {
 			Detail: fmt.Sprintf("it comes after record %d, the last one safeflow appended", head.Seq)}, nil
 	}
 	return nil, nil
+}
+
+// chainStmt chains records after head (seq 0: the log is empty) and
+// returns the INSERT that appends them, with the last record: the new head.
+func chainStmt(head *audit.Record, records []audit.Record) (string, []any, *audit.Record) {
+	prev := head
+	if head.Seq == 0 {
+		prev = nil
+	}
+	args := make([]any, 0, len(records)*15)
+	for i := range records {
+		rec := &records[i]
+		audit.Chain(prev, rec)
+		prev = rec
+		args = append(args, rec.Seq, rec.Time.UnixMicro(), rec.Actor.Type, rec.Actor.ID, rec.Actor.Role, rec.Source, rec.Action,
+			rec.Object, rec.Conversation, rec.Channel, rec.Outcome, rec.Reason, rec.RequestID, rec.PrevHash, rec.Hash)
+	}
+	return `INSERT INTO audit_log (seq, at, actor_type, actor_id, actor_role, source, action, object,
+		conversation_id, channel, outcome, reason, request_id, prev_hash, hash) VALUES ` + values(len(records), 15), args, prev
 }

@@ -811,21 +811,8 @@ func (t *tx) chainInline(ctx context.Context) error {
 	if err := t.queryRow(ctx, `SELECT seq, hash FROM audit_head WHERE id = 1`).Scan(&head.Seq, &head.Hash); err != nil {
 		return fmt.Errorf("audit head: %w", err)
 	}
-	prev := head
-	if head.Seq == 0 {
-		prev = nil
-	}
-	records := t.auditRecords()
-	args := make([]any, 0, len(records)*15)
-	for i := range records {
-		rec := &records[i]
-		audit.Chain(prev, rec)
-		prev = rec
-		args = append(args, rec.Seq, rec.Time.UnixMicro(), rec.Actor.Type, rec.Actor.ID, rec.Actor.Role, rec.Source, rec.Action,
-			rec.Object, rec.Conversation, rec.Channel, rec.Outcome, rec.Reason, rec.RequestID, rec.PrevHash, rec.Hash)
-	}
-	if _, err := t.exec(ctx, `INSERT INTO audit_log (seq, at, actor_type, actor_id, actor_role, source, action, object,
-		conversation_id, channel, outcome, reason, request_id, prev_hash, hash) VALUES `+values(len(records), 15), args...); err != nil {
+	query, args, prev := chainStmt(head, t.auditRecords())
+	if _, err := t.exec(ctx, query, args...); err != nil {
 		return fmt.Errorf("append audit: %w", err)
 	}
 	if _, err := t.exec(ctx, `UPDATE audit_head SET seq = ?, hash = ? WHERE id = 1`, prev.Seq, prev.Hash); err != nil {
