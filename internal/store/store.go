@@ -43,6 +43,9 @@ type Store struct {
 	// contactWithConv is the dialect's query behind ContactByAddress.
 	contactWithConv string
 	stmts           stmtCache
+	// group commits SQLite's engine transactions together; nil on
+	// PostgreSQL, where each has its own connection and commit.
+	group *committer
 }
 
 // stmtCache holds prepared statements by query text. It is bounded: the
@@ -147,6 +150,9 @@ func Open(ctx context.Context, dsn string, ring *seal.Ring, opts ...Option) (*St
 		return nil, err
 	}
 	s.contactWithConv = contactWithConvQuery(s.pg)
+	if !s.pg {
+		s.group = newCommitter(s)
+	}
 	return s, nil
 }
 
@@ -179,6 +185,9 @@ func sqliteDSN(path string) (string, error) {
 	q.Add("_pragma", "busy_timeout(10000)")
 	q.Add("_pragma", "foreign_keys(ON)")
 	q.Add("_pragma", "synchronous(NORMAL)")
+	// Savepoints (group commit) keep their undo pages in memory, not in a
+	// temporary file written for every page they touch.
+	q.Add("_pragma", "temp_store(MEMORY)")
 	q.Set("_txlock", "immediate")
 	u := url.URL{Scheme: "file", Path: filepath.ToSlash(abs), RawQuery: q.Encode()}
 	return u.String(), nil
@@ -239,6 +248,9 @@ func (s *Store) Migrate(ctx context.Context) error {
 
 // Close closes the prepared statements and the database.
 func (s *Store) Close() error {
+	if s.group != nil {
+		s.group.close()
+	}
 	s.stmts.mu.Lock()
 	for _, st := range s.stmts.m {
 		st.Close()
@@ -293,6 +305,9 @@ const maxRetries = 5
 
 // Tx runs fn in one database transaction; see engine.Store.
 func (s *Store) Tx(ctx context.Context, fn func(engine.Tx) error) error {
+	if s.group != nil {
+		return s.group.do(ctx, fn)
+	}
 	for attempt := 0; ; attempt++ {
 		err := s.tx(ctx, fn)
 		if err == nil || attempt == maxRetries || !retryable(err) {
