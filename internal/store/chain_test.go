@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/safeflow/safeflow/engine"
+	"github.com/safeflow/safeflow/internal/audit"
 	"github.com/safeflow/safeflow/internal/store"
 )
 
@@ -135,5 +136,42 @@ func TestStatementsPreparedOnce(t *testing.T) {
 				t.Errorf("%d audit records after two transactions, want 2", n)
 			}
 		})
+	}
+}
+
+// On SQLite the store remembers the audit head it last wrote. When someone
+// else moves the head (another process on the same file, or records
+// written outside a conversation), the next transaction finds its guess
+// wrong, reads the head, and the chain stays whole.
+func TestSQLiteAuditHeadMovedElsewhere(t *testing.T) {
+	ctx := t.Context()
+	ring := newRing(t)
+	a, path := openSQLite(t, ring)
+	b := openDSN(t, "sqlite:"+path, ring)
+	steps := []func() error{
+		func() error { return eventTx(ctx, a, 0, false) },
+		func() error { return eventTx(ctx, a, 1, false) }, // a's guess is right
+		func() error { return eventTx(ctx, b, 2, false) }, // b appends behind a's back
+		func() error { return eventTx(ctx, a, 3, false) }, // a's guess is wrong
+		func() error {
+			return a.Audit(ctx, audit.Record{Actor: audit.Actor{Type: "system"}, Action: "flows.reload", Outcome: "ok"})
+		},
+		func() error { return eventTx(ctx, a, 4, false) },
+		func() error { return eventTx(ctx, a, 5, true) }, // rolled back
+		func() error { return eventTx(ctx, a, 6, false) },
+	}
+	for i, step := range steps {
+		err := step()
+		if (err != nil) != (i == 6) {
+			t.Fatalf("step %d: %v", i, err)
+		}
+	}
+	if n := countRows(t, a, "audit_log"); n != 7 {
+		t.Errorf("audit log holds %d records, want 7", n)
+	}
+	for _, s := range []*store.Store{a, b} {
+		if p, err := s.VerifyAudit(ctx); err != nil || p != nil {
+			t.Fatalf("verify: problem %v, error %v", p, err)
+		}
 	}
 }

@@ -28,6 +28,7 @@ import (
 	_ "modernc.org/sqlite" // the "sqlite" database/sql driver
 
 	"github.com/safeflow/safeflow/engine"
+	"github.com/safeflow/safeflow/internal/audit"
 	"github.com/safeflow/safeflow/internal/seal"
 )
 
@@ -46,6 +47,35 @@ type Store struct {
 	// group commits SQLite's engine transactions together; nil on
 	// PostgreSQL, where each has its own connection and commit.
 	group *committer
+	// head is the audit chain's head as this store last wrote it (SQLite).
+	head headCache
+}
+
+// headCache remembers the audit log's head. It is a guess, checked by the
+// UPDATE that moves the head, never trusted alone.
+type headCache struct {
+	mu   sync.Mutex
+	ok   bool
+	seq  int64
+	hash []byte
+}
+
+func (h *headCache) get() (audit.Record, bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return audit.Record{Seq: h.seq, Hash: h.hash}, h.ok
+}
+
+func (h *headCache) set(seq int64, hash []byte) {
+	h.mu.Lock()
+	h.ok, h.seq, h.hash = true, seq, hash
+	h.mu.Unlock()
+}
+
+func (h *headCache) forget() {
+	h.mu.Lock()
+	h.ok = false
+	h.mu.Unlock()
 }
 
 // stmtCache holds prepared statements by query text. It is bounded: the

@@ -806,17 +806,43 @@ func (t *tx) queryRow(ctx context.Context, query string, args ...any) *sql.Row {
 // chainInline chains the transaction's records straight into the audit
 // log. SQLite has one writer, so taking the head here makes no one wait,
 // and it spares the rows a second write through audit_pending.
+//
+// The store remembers the head it last wrote. Chained after that head, the
+// records move it with one guarded UPDATE that matches only if the head is
+// still the remembered one; when it is not (another process appended, or a
+// transaction that moved it rolled back), the head is read and the records
+// chained again.
 func (t *tx) chainInline(ctx context.Context) error {
+	records := t.auditRecords()
+	if head, ok := t.s.head.get(); ok {
+		query, args, prev := chainStmt(&head, records)
+		res, err := t.exec(ctx, `UPDATE audit_head SET seq = ?, hash = ? WHERE id = 1 AND seq = ? AND hash = ?`,
+			prev.Seq, prev.Hash, head.Seq, head.Hash)
+		if err != nil {
+			return fmt.Errorf("audit head: %w", err)
+		}
+		if n, err := res.RowsAffected(); err == nil && n == 1 {
+			return t.appendChained(ctx, query, args, prev)
+		}
+	}
 	head := &audit.Record{}
 	if err := t.queryRow(ctx, `SELECT seq, hash FROM audit_head WHERE id = 1`).Scan(&head.Seq, &head.Hash); err != nil {
 		return fmt.Errorf("audit head: %w", err)
 	}
-	query, args, prev := chainStmt(head, t.auditRecords())
-	if _, err := t.exec(ctx, query, args...); err != nil {
-		return fmt.Errorf("append audit: %w", err)
-	}
+	query, args, prev := chainStmt(head, records)
 	if _, err := t.exec(ctx, `UPDATE audit_head SET seq = ?, hash = ? WHERE id = 1`, prev.Seq, prev.Hash); err != nil {
 		return fmt.Errorf("audit head: %w", err)
 	}
+	return t.appendChained(ctx, query, args, prev)
+}
+
+// appendChained inserts chained records and remembers their last as the
+// head.
+func (t *tx) appendChained(ctx context.Context, query string, args []any, last *audit.Record) error {
+	if _, err := t.exec(ctx, query, args...); err != nil {
+		t.s.head.forget()
+		return fmt.Errorf("append audit: %w", err)
+	}
+	t.s.head.set(last.Seq, last.Hash)
 	return nil
 }
