@@ -108,8 +108,10 @@ func TestAuditChainer(t *testing.T) {
 }
 
 // The statements of a message transaction are prepared after their first
-// use and reused: the second transaction of the same shape prepares nothing
-// new, and its writes land as the first one's did.
+// use and reused: once transactions of a shape have run, another prepares
+// nothing new, and its writes land as the first one's did. (On SQLite the
+// first transaction reads the audit head and the next moves the one it
+// remembers, so two transactions make the full set.)
 func TestStatementsPreparedOnce(t *testing.T) {
 	for _, b := range backends {
 		t.Run(b.name, func(t *testing.T) {
@@ -126,14 +128,18 @@ func TestStatementsPreparedOnce(t *testing.T) {
 			if err := eventTx(ctx, s, 2, false); err != nil {
 				t.Fatal(err)
 			}
-			if again := store.PreparedCount(s); again != first {
-				t.Errorf("a second transaction of the same shape prepared %d more statements", again-first)
+			second := store.PreparedCount(s)
+			if err := eventTx(ctx, s, 3, false); err != nil {
+				t.Fatal(err)
 			}
-			if n := countRows(t, s, "contacts"); n != 2 {
-				t.Errorf("%d contacts after two transactions, want 2", n)
+			if again := store.PreparedCount(s); again != second {
+				t.Errorf("a third transaction of the same shape prepared %d more statements", again-second)
 			}
-			if n := countRows(t, s, "audit_pending") + countRows(t, s, "audit_log"); n != 2 {
-				t.Errorf("%d audit records after two transactions, want 2", n)
+			if n := countRows(t, s, "contacts"); n != 3 {
+				t.Errorf("%d contacts after three transactions, want 3", n)
+			}
+			if n := countRows(t, s, "audit_pending") + countRows(t, s, "audit_log"); n != 3 {
+				t.Errorf("%d audit records after three transactions, want 3", n)
 			}
 		})
 	}
