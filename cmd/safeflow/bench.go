@@ -31,6 +31,7 @@ func benchCmd() *cobra.Command {
 		dbKinds     string
 		contacts    int
 		duration    time.Duration
+		warmup      time.Duration
 		flowsDir    string
 		rate        float64
 		scripts     []string
@@ -38,7 +39,7 @@ func benchCmd() *cobra.Command {
 		cpuProfile  string
 	)
 	cmd := &cobra.Command{
-		Use:   "bench [--db sqlite|postgres|both] [--contacts 8] [--duration 20s] [--flows examples] [--rate R]",
+		Use:   "bench [--db sqlite|postgres|both] [--contacts 8] [--duration 20s] [--warmup 1s] [--flows examples] [--rate R]",
 		Short: "Measure messages per second and latency end to end, next to the HTTP and database ceilings",
 		Long: `Measure safeflow end to end on this machine. The real service starts in this
 process on 127.0.0.1 with a new key file and made-up Twilio credentials; --contacts
@@ -52,6 +53,9 @@ Each phase runs for --duration, one after the other:
     a naive per-message transaction (BEGIN, SELECT ... FOR UPDATE, UPDATE, INSERT,
     COMMIT) at the same concurrency; a run paced at --rate, or half the peak;
   - on PostgreSQL, a count of round trips per message on the wire.
+Each end-to-end phase and the HTTP ceiling begin with --warmup of traffic that is
+not counted: the service has just started, opens its database connections and
+prepares its statements. The paced run's warm-up p99 is reported apart.
 
 SQLite files go to a temporary folder. For PostgreSQL, SAFEFLOW_DB may name a
 postgres:// URL of a scratch database (the bench writes to it); otherwise a
@@ -70,6 +74,8 @@ planned: the figures would not measure the flows.`,
 				return usagef("--contacts must be from 1 to %d", loadgen.MaxContacts)
 			case duration <= 0 || duration > loadgen.MaxDuration:
 				return usagef("--duration must be more than 0 and at most %v", loadgen.MaxDuration)
+			case warmup < 0 || warmup > loadgen.MaxDuration:
+				return usagef("--warmup must be from 0 to %v", loadgen.MaxDuration)
 			case rate < 0:
 				return usagef("--rate must not be negative")
 			case maxMessages < 0:
@@ -85,7 +91,7 @@ planned: the figures would not measure the flows.`,
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			return runBench(ctx, cmd.OutOrStdout(), cmd.ErrOrStderr(), loadgen.BenchConfig{
-				Databases: kinds, Contacts: contacts, Duration: duration, MaxMessages: maxMessages,
+				Databases: kinds, Contacts: contacts, Duration: duration, Warmup: warmup, MaxMessages: maxMessages,
 				FlowsDir: flowsDir, Rate: rate, Scripts: chosen,
 			}, cpuProfile)
 		},
@@ -94,6 +100,7 @@ planned: the figures would not measure the flows.`,
 	fl.StringVar(&dbKinds, "db", "both", "the databases to measure: sqlite, postgres or both")
 	fl.IntVar(&contacts, "contacts", 8, "contacts talking at once (and raw database workers)")
 	fl.DurationVar(&duration, "duration", 20*time.Second, "how long each phase runs")
+	fl.DurationVar(&warmup, "warmup", time.Second, "unmeasured traffic before each end-to-end phase (its p99 is reported apart)")
 	fl.StringVar(&flowsDir, "flows", "examples", "the folder of example flows the scripts walk")
 	fl.Float64Var(&rate, "rate", 0, "messages per second of the paced run (0: half the measured peak)")
 	fl.StringSliceVar(&scripts, "script", nil, "run only these conversations (intake-minor, intake-callback, appointment-kept, survey-review)")

@@ -64,6 +64,11 @@ type Config struct {
 	Duration time.Duration
 	// MaxMessages, when positive, ends the run after that many webhooks.
 	MaxMessages int
+	// Warmup runs traffic before Duration without measuring it: a service
+	// just started opens its database connections and prepares its
+	// statements then. The warm-up's latencies are kept apart, in
+	// Result.WarmupLatency, so a slow start is seen, not hidden.
+	Warmup time.Duration
 	// Rate, when positive, paces the run at that many webhooks a second in
 	// total (an open loop); zero sends each webhook as soon as the last one
 	// of the same contact is answered (a closed loop, the peak rate).
@@ -80,8 +85,10 @@ type Config struct {
 
 // Result is what a run measured.
 type Result struct {
-	// Messages counts webhooks answered 200.
+	// Messages counts webhooks answered 200 after the warm-up.
 	Messages int
+	// WarmupMessages counts webhooks answered 200 during the warm-up.
+	WarmupMessages int
 	// Failed counts webhooks answered otherwise or not at all.
 	Failed int
 	// FirstError describes the first failure, or is nil.
@@ -90,12 +97,14 @@ type Result struct {
 	Conversations int
 	// Starts counts clinic-initiated starts.
 	Starts int
-	// Elapsed is from the first webhook to the last answer.
+	// Elapsed is from the first webhook after the warm-up to the last answer.
 	Elapsed time.Duration
 	// Latency holds the time of every answered webhook: from when it was
 	// sent, or in a paced run from when it was due, to its answer, so that
 	// a service falling behind shows in the figures.
 	Latency Latencies
+	// WarmupLatency holds the times of the warm-up's webhooks.
+	WarmupLatency Latencies
 
 	// expect is what each contact should have received, for Sink.Verify.
 	expect map[string]expectation
@@ -223,22 +232,25 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	}
 	// The deadline only stops new webhooks: one already sent is answered,
 	// so the service's state and the expected replies stay in step.
-	stop, cancel := context.WithTimeout(ctx, cfg.Duration)
+	stop, cancel := context.WithTimeout(ctx, cfg.Warmup+cfg.Duration)
 	defer cancel()
 	g := &generator{cfg: cfg, ctx: ctx, stop: stop}
 	workers := make([]*worker, cfg.Contacts)
 	var wg sync.WaitGroup
 	g.began = time.Now()
+	g.measured = g.began.Add(cfg.Warmup)
 	for i := range workers {
 		w := &worker{g: g, id: i, expect: map[string]expectation{}}
 		workers[i] = w
 		wg.Go(w.run)
 	}
 	wg.Wait()
-	res := &Result{Elapsed: time.Since(g.began), expect: map[string]expectation{}}
-	var samples []time.Duration
+	res := &Result{Elapsed: time.Since(g.measured), expect: map[string]expectation{}}
+	var samples, warm []time.Duration
 	for _, w := range workers {
 		res.Messages += w.messages
+		res.WarmupMessages += w.warmMessages
+		warm = append(warm, w.warmSamples...)
 		res.Failed += w.failed
 		res.Conversations += w.conversations
 		res.Starts += w.starts
@@ -251,6 +263,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		}
 	}
 	res.Latency = NewLatencies(samples)
+	res.WarmupLatency = NewLatencies(warm)
 	return res, nil
 }
 
@@ -260,7 +273,9 @@ type generator struct {
 	ctx   context.Context // the caller's: ends in-flight webhooks too
 	stop  context.Context // ends the run
 	began time.Time
-	sent  atomic.Int64 // webhooks reserved so far
+	// measured is when the warm-up ends: webhooks due from then on count.
+	measured time.Time
+	sent     atomic.Int64 // webhooks reserved so far
 }
 
 // reserve claims the right to send one more webhook.
@@ -281,6 +296,8 @@ type worker struct {
 	messages, failed, conversations, starts int
 	firstErr                                error
 	samples                                 []time.Duration
+	warmMessages                            int
+	warmSamples                             []time.Duration
 	expect                                  map[string]expectation
 }
 
@@ -342,8 +359,13 @@ func (w *worker) conversation(s Script) bool {
 			w.fail(err)
 			return true
 		}
-		w.messages++
-		w.samples = append(w.samples, took)
+		if due.Before(g.measured) {
+			w.warmMessages++
+			w.warmSamples = append(w.warmSamples, took)
+		} else {
+			w.messages++
+			w.samples = append(w.samples, took)
+		}
 		exp.replies += turn.Replies
 	}
 	w.conversations++

@@ -175,6 +175,31 @@ func TestPacedRunKeepsItsRate(t *testing.T) {
 	}
 }
 
+// A warm-up runs before the measured part and is counted apart: the rate
+// and latencies cover the measured second only.
+func TestPacedRunWarmsUpApart(t *testing.T) {
+	echo := startEcho(t)
+	res, err := Run(context.Background(), Config{Target: echo.Target(), Contacts: 4, Duration: time.Second,
+		Warmup: 500 * time.Millisecond, Rate: 200})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 200/s: about 100 webhooks in the warm-up, about 200 measured.
+	if res.WarmupMessages < 50 || res.WarmupMessages > 104 {
+		t.Errorf("the 500 ms warm-up at 200/s counted %d webhooks", res.WarmupMessages)
+	}
+	if res.Messages < 100 || res.Messages > 204 {
+		t.Errorf("the measured second at 200/s counted %d webhooks", res.Messages)
+	}
+	if len(res.WarmupLatency) != res.WarmupMessages || len(res.Latency) != res.Messages {
+		t.Errorf("%d warm-up and %d measured latencies for %d and %d webhooks",
+			len(res.WarmupLatency), len(res.Latency), res.WarmupMessages, res.Messages)
+	}
+	if r := res.Rate(); r < 100 || r > 230 {
+		t.Errorf("measured rate %.0f/s, want about 200/s: the warm-up must not count", r)
+	}
+}
+
 func TestRunCountsFailedWebhooks(t *testing.T) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		http.Error(w, "internal error", http.StatusInternalServerError)

@@ -182,8 +182,45 @@ func Open(ctx context.Context, dsn string, ring *seal.Ring, opts ...Option) (*St
 	s.contactWithConv = contactWithConvQuery(s.pg)
 	if !s.pg {
 		s.group = newCommitter(s)
+	} else {
+		s.warmPool(ctx, warmConns)
 	}
 	return s, nil
+}
+
+// warmConns is how many PostgreSQL connections Open opens ahead of use.
+const warmConns = 8
+
+// warmPool opens n connections at once and leaves them idle in the pool,
+// each having read the tables a message touches: a service just started
+// then does not open a connection, start a backend and load its catalog
+// in the middle of the first messages it handles. A failure here only
+// means the first messages do it themselves.
+func (s *Store) warmPool(ctx context.Context, n int) {
+	conns := make([]*sql.Conn, n)
+	var wg sync.WaitGroup
+	for i := range conns {
+		wg.Go(func() {
+			c, err := s.db.Conn(ctx)
+			if err != nil {
+				return
+			}
+			conns[i] = c
+			// Reading the message tables' first row loads their catalog
+			// entries and indexes into the backend.
+			for _, table := range []string{"contacts", "conversations", "transcript", "inbound_seen", "outbox", "audit_pending", "timers"} {
+				if _, err := c.ExecContext(ctx, `SELECT 1 FROM `+table+` LIMIT 1`); err != nil {
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	for _, c := range conns {
+		if c != nil {
+			c.Close()
+		}
+	}
 }
 
 // withBinaryParameters adds binary_parameters=yes to a postgres:// URL

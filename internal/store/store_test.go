@@ -73,3 +73,12 @@ func TestSuite(t *testing.T) {
 		})
 	}
 }
+
+// Opening a PostgreSQL store leaves connections ready in the pool, so the
+// first messages after a start do not open them.
+func TestPostgresPoolWarm(t *testing.T) {
+	s, _ := openPostgres(t, newRing(t))
+	if idle := s.DB().Stats().Idle; idle < 8 {
+		t.Errorf("%d idle connections after Open, want at least 8", idle)
+	}
+}
