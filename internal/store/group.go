@@ -7,6 +7,8 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/jmoiron/sqlx"
+
 	"github.com/safeflow/safeflow/engine"
 )
 
@@ -106,6 +108,18 @@ func (c *committer) commitNext() {
 		return
 	}
 	c.queue[0].done <- groupResult{lead: true}
+}
+
+// write runs fn with what a write outside the engine should go through. On
+// SQLite that is a turn in the group commit, so the outbox bookkeeping of
+// the delivery worker shares commits with message transactions instead of
+// paying for its own; on PostgreSQL it is the pool, each statement its own
+// transaction.
+func (s *Store) write(ctx context.Context, fn func(sqlx.ExtContext) error) error {
+	if s.group == nil {
+		return fn(s.db)
+	}
+	return s.group.do(ctx, func(t engine.Tx) error { return fn(t.(*tx).tx) })
 }
 
 // GroupCommits reports how many commits SQLite's engine transactions took,

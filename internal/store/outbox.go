@@ -7,6 +7,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jmoiron/sqlx"
+
 	"github.com/safeflow/safeflow/engine"
 	"github.com/safeflow/safeflow/internal/seal"
 )
@@ -41,7 +43,9 @@ func (s *Store) ClaimOutbox(ctx context.Context, now time.Time, lease time.Durat
 		lock = " FOR UPDATE SKIP LOCKED"
 	}
 	var rows []outboxDB
-	err := s.db.SelectContext(ctx, &rows, s.q(`UPDATE outbox SET status = 'sending', next_attempt = ?, updated = ?
+	err := s.write(ctx, func(q sqlx.ExtContext) error {
+		rows = rows[:0]
+		return sqlx.SelectContext(ctx, q, &rows, s.q(`UPDATE outbox SET status = 'sending', next_attempt = ?, updated = ?
 		WHERE seq IN (
 			SELECT o.seq FROM outbox o
 			WHERE o.status IN ('pending', 'sending') AND o.next_attempt <= ?
@@ -49,7 +53,8 @@ func (s *Store) ClaimOutbox(ctx context.Context, now time.Time, lease time.Durat
 				AND p.status IN ('pending', 'sending'))
 			ORDER BY o.seq LIMIT ?`+lock+`)
 		RETURNING seq, id, conversation_id, contact_id, channel, address_sealed, body_sealed, link, attempts`),
-		micros(now.Add(lease)), micros(now), micros(now), limit)
+			micros(now.Add(lease)), micros(now), micros(now), limit)
+	})
 	if err != nil {
 		return nil, fmt.Errorf("claim outbox: %w", err)
 	}
@@ -93,8 +98,10 @@ func (s *Store) MarkSent(ctx context.Context, sent ...Sent) error {
 		for _, m := range sent[from:to] {
 			args = append(args, m.Key)
 		}
-		_, err := s.db.ExecContext(ctx, s.q(b.String()), args...)
-		return err
+		return s.write(ctx, func(q sqlx.ExtContext) error {
+			_, err := q.ExecContext(ctx, s.q(b.String()), args...)
+			return err
+		})
 	})
 }
 
@@ -106,9 +113,11 @@ func (s *Store) MarkFailed(ctx context.Context, key string, next time.Time, dead
 	if dead {
 		status = "dead"
 	}
-	_, err := s.db.ExecContext(ctx, s.q(`UPDATE outbox SET status = ?, attempts = attempts + 1, next_attempt = ?, error = ?, updated = ? WHERE id = ?`),
-		status, micros(next), reason, micros(s.now()), key)
-	return err
+	return s.write(ctx, func(q sqlx.ExtContext) error {
+		_, err := q.ExecContext(ctx, s.q(`UPDATE outbox SET status = ?, attempts = attempts + 1, next_attempt = ?, error = ?, updated = ? WHERE id = ?`),
+			status, micros(next), reason, micros(s.now()), key)
+		return err
+	})
 }
 
 // UpdateDelivery records a provider's delivery report for a sent message.
