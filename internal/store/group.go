@@ -224,16 +224,16 @@ func runGuarded(ctx context.Context, t *tx, fn func(engine.Tx) error) (res group
 func (t *tx) inSavepoint(ctx context.Context, fn func(engine.Tx) error) (res groupResult, fatal error) {
 	// The savepoint must begin and end whatever becomes of ctx.
 	bg := context.WithoutCancel(ctx)
-	if _, err := t.tx.ExecContext(bg, "SAVEPOINT grp"); err != nil {
+	if _, err := t.exec(bg, "SAVEPOINT grp"); err != nil {
 		return groupResult{}, err
 	}
 	res = runGuarded(ctx, t, fn)
 	if res.err != nil || res.panicked != nil {
-		if _, err := t.tx.ExecContext(bg, "ROLLBACK TO SAVEPOINT grp"); err != nil {
+		if _, err := t.exec(bg, "ROLLBACK TO SAVEPOINT grp"); err != nil {
 			return res, err
 		}
 	}
-	if _, err := t.tx.ExecContext(bg, "RELEASE SAVEPOINT grp"); err != nil {
+	if _, err := t.exec(bg, "RELEASE SAVEPOINT grp"); err != nil {
 		return res, err
 	}
 	return res, nil
