@@ -42,7 +42,7 @@ func TestBenchMeasuresEveryPhase(t *testing.T) {
 	pg := pgtest.Shared(t)
 	var progress strings.Builder
 	rep, err := Bench(context.Background(), BenchConfig{
-		Databases: []string{SQLite, Postgres}, Contacts: 2, Duration: 300 * time.Millisecond,
+		Databases: []string{SQLite, Postgres}, Contacts: 2, Duration: 300 * time.Millisecond, Warmup: 200 * time.Millisecond,
 		FlowsDir: examplesDir, SQLiteDir: t.TempDir(), Progress: &progress,
 		Postgres: func(_ context.Context, name string) (string, error) { return pg.CreateDB(t, ""), nil },
 	})
@@ -74,6 +74,17 @@ func TestBenchMeasuresEveryPhase(t *testing.T) {
 		}
 		if (row.Trips != nil) != (row.DB == Postgres) {
 			t.Errorf("%s: round trips counted = %v; want them on PostgreSQL only", row.DB, row.Trips != nil)
+		}
+		// Round trips are divided by every webhook that made them: the
+		// census has no warm-up to leave out.
+		if row.DB == Postgres && (row.TripRun.WarmupMessages != 0 || row.TripMessages != row.TripRun.Messages || row.TripMessages == 0) {
+			t.Errorf("round trips counted over %d webhooks, of a run with %d warm-up and %d measured; want every webhook of a run without warm-up",
+				row.TripMessages, row.TripRun.WarmupMessages, row.TripRun.Messages)
+		}
+		for name, res := range map[string]*Result{"e2e": row.E2E, "paced": row.Paced} {
+			if res.WarmupMessages == 0 {
+				t.Errorf("%s %s: no warm-up traffic", row.DB, name)
+			}
 		}
 	}
 	var out strings.Builder
