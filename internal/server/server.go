@@ -92,7 +92,17 @@ func New(ctx context.Context, cfg Config, log *slog.Logger, opts ...Option) (*Se
 		return nil, err
 	}
 	s.closers = append(s.closers, func() { s.Store.Close() })
-	s.runners = append(s.runners, func(ctx context.Context) error { return s.Store.RunAuditChainer(ctx, 200*time.Millisecond) })
+	s.runners = append(s.runners, func(ctx context.Context) error { return s.Store.RunAuditChainer(ctx, 200*time.Millisecond) },
+		func(ctx context.Context) error {
+			s.Store.RunSeenPruner(ctx, store.SeenRetention, time.Hour, func(forgot int64, err error) {
+				if err != nil {
+					s.log.Error("forgetting old provider message ids", "err", err)
+					return
+				}
+				s.log.Info("forgot old provider message ids", "count", forgot, "older_than", store.SeenRetention.String())
+			})
+			return nil
+		})
 	s.Flows, err = s.loadFlows(ctx)
 	if err != nil {
 		s.Close()
