@@ -122,8 +122,9 @@ func (e *Engine) Handle(ctx context.Context, in Inbound) (*Result, error) {
 		*res = Result{}
 		r.release() // when the store retries the transaction
 		r = nil
+		var found *foundContact
 		if in.ProviderID != "" {
-			fresh, err := tx.MarkInbound(ctx, in.Channel, in.ProviderID)
+			fresh, f, err := markInbound(ctx, tx, in)
 			if err != nil {
 				return fmt.Errorf("mark inbound: %w", err)
 			}
@@ -131,9 +132,10 @@ func (e *Engine) Handle(ctx context.Context, in Inbound) (*Result, error) {
 				res.Duplicate = true
 				return nil
 			}
+			found = f
 		}
 		var err error
-		if r, err = e.load(ctx, tx, in); err != nil {
+		if r, err = e.load(ctx, tx, in, found); err != nil {
 			return err
 		}
 		r.res, r.source, r.requestID = res, in.Source, in.RequestID
@@ -150,9 +152,25 @@ func (e *Engine) Handle(ctx context.Context, in Inbound) (*Result, error) {
 	return res, nil
 }
 
+// foundContact is the sender's contact as InboundFinder found it: nil when
+// there is none yet.
+type foundContact struct{ c *Contact }
+
+// markInbound records the message's provider id. When the store can, it
+// finds the sender's contact in the same step and returns it.
+func markInbound(ctx context.Context, tx Tx, in Inbound) (bool, *foundContact, error) {
+	if f, ok := tx.(InboundFinder); ok && in.Channel.IsOrigin() {
+		fresh, c, err := f.MarkInboundFind(ctx, in.Channel, in.ProviderID, in.Address)
+		return fresh, &foundContact{c}, err
+	}
+	fresh, err := tx.MarkInbound(ctx, in.Channel, in.ProviderID)
+	return fresh, nil, err
+}
+
 // load finds or creates the contact and loads (and locks) its conversation.
-// The run it returns comes from the pool: the caller releases it.
-func (e *Engine) load(ctx context.Context, tx Tx, in Inbound) (*run, error) {
+// found, when not nil, is the contact markInbound already found. The run
+// it returns comes from the pool: the caller releases it.
+func (e *Engine) load(ctx context.Context, tx Tx, in Inbound, found *foundContact) (*run, error) {
 	if in.Channel == Secure {
 		conv, err := tx.Conversation(ctx, in.ConversationID)
 		if err != nil {
@@ -167,7 +185,16 @@ func (e *Engine) load(ctx context.Context, tx Tx, in Inbound) (*run, error) {
 	if !in.Channel.IsOrigin() {
 		return nil, fmt.Errorf("unknown channel %q", in.Channel)
 	}
-	contact, err := tx.ContactByAddress(ctx, in.Channel, in.Address)
+	var contact *Contact
+	var err error
+	switch {
+	case found == nil:
+		contact, err = tx.ContactByAddress(ctx, in.Channel, in.Address)
+	case found.c == nil:
+		err = ErrNotFound
+	default:
+		contact = found.c
+	}
 	switch {
 	case errors.Is(err, ErrNotFound):
 		contact = &Contact{Channel: in.Channel, Address: in.Address}
@@ -220,7 +247,7 @@ func (e *Engine) Start(ctx context.Context, flowID string, ch Channel, address, 
 		*res = Result{}
 		r.release() // when the store retries the transaction
 		var err error
-		if r, err = e.load(ctx, tx, Inbound{Channel: ch, Address: address}); err != nil {
+		if r, err = e.load(ctx, tx, Inbound{Channel: ch, Address: address}, nil); err != nil {
 			return err
 		}
 		r.res = res

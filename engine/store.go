@@ -19,6 +19,15 @@ type Store interface {
 	Tx(ctx context.Context, fn func(Tx) error) error
 }
 
+// InboundFinder is a Tx that can record a provider message id and find the
+// sender's contact in one step, as the engine does with every inbound
+// message: on PostgreSQL, one round trip instead of two. fresh is what
+// MarkInbound would return; contact is what ContactByAddress would, nil for
+// ErrNotFound. The engine uses it when a Tx offers it.
+type InboundFinder interface {
+	MarkInboundFind(ctx context.Context, ch Channel, providerID, address string) (fresh bool, contact *Contact, err error)
+}
+
 // Tx is the work of one transaction.
 type Tx interface {
 	// MarkInbound records a provider message id and reports whether it is

@@ -43,7 +43,9 @@ type Store struct {
 	now  func() time.Time
 	// contactWithConv is the dialect's query behind ContactByAddress.
 	contactWithConv string
-	stmts           stmtCache
+	// markAndFind is the PostgreSQL statement behind MarkInboundFind.
+	markAndFind string
+	stmts       stmtCache
 	// group commits SQLite's engine transactions together; nil on
 	// PostgreSQL, where each has its own connection and commit.
 	group *committer
@@ -180,6 +182,7 @@ func Open(ctx context.Context, dsn string, ring *seal.Ring, opts ...Option) (*St
 		return nil, err
 	}
 	s.contactWithConv = contactWithConvQuery(s.pg)
+	s.markAndFind = markAndFindQuery()
 	if !s.pg {
 		s.group = newCommitter(s)
 	} else {

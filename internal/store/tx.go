@@ -94,6 +94,58 @@ func (t *tx) ContactByAddress(ctx context.Context, ch engine.Channel, address st
 	if err != nil {
 		return nil, err
 	}
+	return t.foundContact(r, &v)
+}
+
+// MarkInboundFind is MarkInbound and ContactByAddress in one step. On
+// PostgreSQL it is one statement, the de-duplication insert a CTE of the
+// contact query; on SQLite, where a statement costs no round trip, it is
+// the two calls.
+func (t *tx) MarkInboundFind(ctx context.Context, ch engine.Channel, providerID, address string) (bool, *engine.Contact, error) {
+	if !t.s.pg {
+		fresh, err := t.MarkInbound(ctx, ch, providerID)
+		if err != nil || !fresh {
+			return fresh, nil, err
+		}
+		c, err := t.ContactByAddress(ctx, ch, address)
+		if errors.Is(err, engine.ErrNotFound) {
+			return true, nil, nil
+		}
+		return err == nil, c, err
+	}
+	if ch == "" {
+		return false, nil, errors.New("find contact: no channel given")
+	}
+	var fresh bool
+	var id, channel, language *string
+	var addr []byte
+	var optedOut *bool
+	var v convNull
+	dest := append([]any{&fresh, &id, &channel, &addr, &language, &optedOut}, v.dest()...)
+	err := t.queryRow(ctx, t.s.markAndFind, string(ch), providerID, micros(t.s.now()), t.s.ring.Index(string(ch), address)).Scan(dest...)
+	if err != nil {
+		return false, nil, fmt.Errorf("mark inbound and find contact: %w", err)
+	}
+	if !fresh || id == nil {
+		return fresh, nil, nil
+	}
+	c, err := t.foundContact(contactRow{ID: *id, Channel: *channel, Address: addr, Language: *language, OptedOut: *optedOut}, &v)
+	return err == nil, c, err
+}
+
+// markAndFindQuery is the PostgreSQL statement behind MarkInboundFind:
+// always one row, whose first column says whether the id is new, followed
+// by the contact and its locked open conversation, NULL when missing.
+func markAndFindQuery() string {
+	return `WITH seen AS (INSERT INTO inbound_seen (channel, provider_id, seen) VALUES ($1, $2, $3)
+		ON CONFLICT DO NOTHING RETURNING 1)
+		SELECT (SELECT count(*) FROM seen) = 1, x.* FROM (SELECT 1) one
+		LEFT JOIN (` + sqlx.Rebind(sqlx.DOLLAR, strings.Replace(contactWithConvQuery(true), "?", "$4", 1)) + `) x ON true`
+}
+
+// foundContact opens a contact row read with its open conversation, if
+// any, and keeps the conversation as loaded by this transaction.
+func (t *tx) foundContact(r contactRow, v *convNull) (*engine.Contact, error) {
 	c, err := t.contact(r)
 	if err != nil {
 		return nil, err
