@@ -2,12 +2,11 @@ package store
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
-
-	"github.com/jmoiron/sqlx"
 
 	"github.com/safeflow/safeflow/engine"
 )
@@ -113,13 +112,31 @@ func (c *committer) commitNext() {
 // write runs fn with what a write outside the engine should go through. On
 // SQLite that is a turn in the group commit, so the outbox bookkeeping of
 // the delivery worker shares commits with message transactions instead of
-// paying for its own; on PostgreSQL it is the pool, each statement its own
+// paying for its own, and its statements are prepared once like the
+// message's; on PostgreSQL it is the pool, each statement its own
 // transaction.
-func (s *Store) write(ctx context.Context, fn func(sqlx.ExtContext) error) error {
+func (s *Store) write(ctx context.Context, fn func(statements) error) error {
 	if s.group == nil {
 		return fn(s.db)
 	}
-	return s.group.do(ctx, func(t engine.Tx) error { return fn(t.(*tx).tx) })
+	return s.group.do(ctx, func(t engine.Tx) error { return fn(cached{t.(*tx)}) })
+}
+
+// statements runs SQL: the pool, or a transaction's prepared statements.
+type statements interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+}
+
+// cached runs a transaction's statements through the store's prepared ones.
+type cached struct{ t *tx }
+
+func (c cached) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	return c.t.exec(ctx, query, args...)
+}
+
+func (c cached) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	return c.t.query(ctx, query, args...)
 }
 
 // GroupCommits reports how many commits SQLite's engine transactions took,

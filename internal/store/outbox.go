@@ -43,9 +43,9 @@ func (s *Store) ClaimOutbox(ctx context.Context, now time.Time, lease time.Durat
 		lock = " FOR UPDATE SKIP LOCKED"
 	}
 	var rows []outboxDB
-	err := s.write(ctx, func(q sqlx.ExtContext) error {
+	err := s.write(ctx, func(q statements) error {
 		rows = rows[:0]
-		return sqlx.SelectContext(ctx, q, &rows, s.q(`UPDATE outbox SET status = 'sending', next_attempt = ?, updated = ?
+		res, err := q.QueryContext(ctx, s.q(`UPDATE outbox SET status = 'sending', next_attempt = ?, updated = ?
 		WHERE seq IN (
 			SELECT o.seq FROM outbox o
 			WHERE o.status IN ('pending', 'sending') AND o.next_attempt <= ?
@@ -54,6 +54,11 @@ func (s *Store) ClaimOutbox(ctx context.Context, now time.Time, lease time.Durat
 			ORDER BY o.seq LIMIT ?`+lock+`)
 		RETURNING seq, id, conversation_id, contact_id, channel, address_sealed, body_sealed, link, attempts`),
 			micros(now.Add(lease)), micros(now), micros(now), limit)
+		if err != nil {
+			return err
+		}
+		defer res.Close()
+		return sqlx.StructScan(res, &rows)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("claim outbox: %w", err)
@@ -98,7 +103,7 @@ func (s *Store) MarkSent(ctx context.Context, sent ...Sent) error {
 		for _, m := range sent[from:to] {
 			args = append(args, m.Key)
 		}
-		return s.write(ctx, func(q sqlx.ExtContext) error {
+		return s.write(ctx, func(q statements) error {
 			_, err := q.ExecContext(ctx, s.q(b.String()), args...)
 			return err
 		})
@@ -113,7 +118,7 @@ func (s *Store) MarkFailed(ctx context.Context, key string, next time.Time, dead
 	if dead {
 		status = "dead"
 	}
-	return s.write(ctx, func(q sqlx.ExtContext) error {
+	return s.write(ctx, func(q statements) error {
 		_, err := q.ExecContext(ctx, s.q(`UPDATE outbox SET status = ?, attempts = attempts + 1, next_attempt = ?, error = ?, updated = ? WHERE id = ?`),
 			status, micros(next), reason, micros(s.now()), key)
 		return err

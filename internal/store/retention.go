@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 	"time"
-
-	"github.com/jmoiron/sqlx"
 )
 
 // SeenRetention is how long a provider message id is remembered after it
@@ -18,7 +16,7 @@ const SeenRetention = 30 * 24 * time.Hour
 // the de-duplication table grows by one row per message for ever.
 func (s *Store) PruneInboundSeen(ctx context.Context, cutoff time.Time, limit int) (int64, error) {
 	var n int64
-	err := s.write(ctx, func(q sqlx.ExtContext) error {
+	err := s.write(ctx, func(q statements) error {
 		// SQLite appends rows in rowid order, which is time order; on
 		// PostgreSQL a BRIN index on seen finds them.
 		query := `DELETE FROM inbound_seen WHERE rowid IN (SELECT rowid FROM inbound_seen WHERE seen < ? ORDER BY rowid LIMIT ?)`
