@@ -49,6 +49,8 @@ type Store struct {
 	// group commits SQLite's engine transactions together; nil on
 	// PostgreSQL, where each has its own connection and commit.
 	group *committer
+	// ckpt runs SQLite's checkpoints beside the writer.
+	ckpt *checkpointer
 	// head is the audit chain's head as this store last wrote it (SQLite).
 	head headCache
 }
@@ -142,6 +144,7 @@ func Open(ctx context.Context, dsn string, ring *seal.Ring, opts ...Option) (*St
 		o(s)
 	}
 	var err error
+	var sqliteName string // the SQLite file's DSN, for the checkpointer
 	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
 		s.pg = true
 		// Binary parameters let lib/pq send a statement and its values in
@@ -160,11 +163,14 @@ func Open(ctx context.Context, dsn string, ring *seal.Ring, opts ...Option) (*St
 		if name, err = sqliteDSN(file); err != nil {
 			return nil, fmt.Errorf("open store: %w", err)
 		}
-		s.db, err = sqlx.Open("sqlite", name)
+		// The writer leaves most checkpoints to the checkpointer, and keeps
+		// one of its own at 4,000 pages to bound the log (checkpoint.go).
+		s.db, err = sqlx.Open("sqlite", name+"&_pragma=wal_autocheckpoint%284000%29")
 		if err == nil {
 			// One connection is SQLite's single writer: transactions queue
 			// here instead of failing with "database is locked".
 			s.db.SetMaxOpenConns(1)
+			sqliteName = name
 		}
 	}
 	if err != nil {
@@ -185,6 +191,10 @@ func Open(ctx context.Context, dsn string, ring *seal.Ring, opts ...Option) (*St
 	s.markAndFind = markAndFindQuery()
 	if !s.pg {
 		s.group = newCommitter(s)
+		if s.ckpt, err = startCheckpointer(sqliteName); err != nil {
+			s.db.Close()
+			return nil, fmt.Errorf("open store: %w", err)
+		}
 	} else {
 		s.warmPool(ctx, warmConns)
 	}
@@ -320,6 +330,10 @@ func (s *Store) Migrate(ctx context.Context) error {
 func (s *Store) Close() error {
 	if s.group != nil {
 		s.group.close()
+	}
+	if s.ckpt != nil {
+		s.ckpt.close()
+		s.ckpt = nil
 	}
 	s.stmts.mu.Lock()
 	for _, st := range s.stmts.m {
