@@ -14,8 +14,8 @@ import (
 // block each other, so the copy happens beside the messages. A passive
 // checkpoint cannot copy what a transaction still in progress may read,
 // and under writers that never pause it never finishes the log, which
-// then only grows; so the writer keeps a checkpoint of its own, at 4,000
-// pages (16 MiB) instead of 1,000. By then the checkpointer has copied
+// then only grows; so the writer keeps a checkpoint of its own, at 10,000
+// pages (40 MiB) instead of 1,000. By then the checkpointer has copied
 // nearly everything, the writer's checkpoint is short, and the log starts
 // over.
 

@@ -164,8 +164,8 @@ func Open(ctx context.Context, dsn string, ring *seal.Ring, opts ...Option) (*St
 			return nil, fmt.Errorf("open store: %w", err)
 		}
 		// The writer leaves most checkpoints to the checkpointer, and keeps
-		// one of its own at 4,000 pages to bound the log (checkpoint.go).
-		s.db, err = sqlx.Open("sqlite", name+"&_pragma=wal_autocheckpoint%284000%29")
+		// one of its own at 10,000 pages to bound the log (checkpoint.go).
+		s.db, err = sqlx.Open("sqlite", name+"&_pragma=wal_autocheckpoint%2810000%29")
 		if err == nil {
 			// One connection is SQLite's single writer: transactions queue
 			// here instead of failing with "database is locked".
