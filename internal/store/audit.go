@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/jmoiron/sqlx"
+	"github.com/lib/pq"
 
 	"github.com/safeflow/safeflow/internal/audit"
 )
@@ -81,15 +82,28 @@ func (s *Store) chainBatch(ctx context.Context, limit int) (int, error) {
 			return nil
 		}
 		records := make([]audit.Record, len(rows))
-		ids := make([]any, len(rows))
+		ids := make([]int64, len(rows))
 		for i, r := range rows {
 			records[i], ids[i] = r.auditRow.record(), r.ID
 		}
 		query, args, prev := chainStmt(head, records)
+		if s.pg {
+			// A batch is up to 500 records: 15 arrays parse and plan in a
+			// fraction of the time of 7,500 parameters.
+			query, args = chainArrays(records)
+		}
 		if _, err := tx.ExecContext(ctx, s.q(query), args...); err != nil {
 			return fmt.Errorf("append audit: %w", err)
 		}
-		if _, err := tx.ExecContext(ctx, s.q(`DELETE FROM audit_pending WHERE id IN (`+strings.TrimSuffix(strings.Repeat("?, ", len(ids)), ", ")+`)`), ids...); err != nil {
+		clearQ := `DELETE FROM audit_pending WHERE id IN (` + strings.TrimSuffix(strings.Repeat("?, ", len(ids)), ", ") + `)`
+		clearArgs := make([]any, len(ids))
+		for i, id := range ids {
+			clearArgs[i] = id
+		}
+		if s.pg {
+			clearQ, clearArgs = `DELETE FROM audit_pending WHERE id = ANY($1::bigint[])`, []any{pq.Array(ids)}
+		}
+		if _, err := tx.ExecContext(ctx, s.q(clearQ), clearArgs...); err != nil {
 			return fmt.Errorf("clear pending audit records: %w", err)
 		}
 		if _, err := tx.ExecContext(ctx, s.q(`UPDATE audit_head SET seq = ?, hash = ? WHERE id = 1`), prev.Seq, prev.Hash); err != nil {
@@ -252,6 +266,35 @@ func (s *Store) VerifyAudit(ctx context.Context) (*audit.Problem, error) {
 			Detail: fmt.Sprintf("it comes after record %d, the last one safeflow appended", head.Seq)}, nil
 	}
 	return nil, nil
+}
+
+// chainArrays is the PostgreSQL INSERT of records already chained (by
+// chainStmt): one array per column, unnested into rows.
+func chainArrays(records []audit.Record) (string, []any) {
+	n := len(records)
+	seq, at := make([]int64, n), make([]int64, n)
+	var text [11][]string
+	for i := range text {
+		text[i] = make([]string, n)
+	}
+	prev, hash := make([][]byte, n), make([][]byte, n)
+	for i, r := range records {
+		seq[i], at[i] = r.Seq, r.Time.UnixMicro()
+		for j, v := range [...]string{r.Actor.Type, r.Actor.ID, r.Actor.Role, r.Source, r.Action, r.Object,
+			r.Conversation, r.Channel, r.Outcome, r.Reason, r.RequestID} {
+			text[j][i] = v
+		}
+		prev[i], hash[i] = r.PrevHash, r.Hash
+	}
+	args := []any{pq.Array(seq), pq.Array(at)}
+	for _, col := range text {
+		args = append(args, pq.Array(col))
+	}
+	args = append(args, pq.Array(prev), pq.Array(hash))
+	return `INSERT INTO audit_log (seq, at, actor_type, actor_id, actor_role, source, action, object,
+		conversation_id, channel, outcome, reason, request_id, prev_hash, hash)
+		SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
+			$8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::bytea[], $15::bytea[])`, args
 }
 
 // chainStmt chains records after head (seq 0: the log is empty) and
