@@ -86,24 +86,19 @@ func (s *Store) chainBatch(ctx context.Context, limit int) (int, error) {
 		for i, r := range rows {
 			records[i], ids[i] = r.auditRow.record(), r.ID
 		}
-		query, args, prev := chainStmt(head, records)
+		prev := chain(head, records)
+		insert, forget := insertStmt, clearStmt
 		if s.pg {
-			// A batch is up to 500 records: 15 arrays parse and plan in a
+			// A batch is up to 500 records: arrays parse and plan in a
 			// fraction of the time of 7,500 parameters.
-			query, args = chainArrays(records)
+			insert, forget = insertArrays, clearArrays
 		}
+		query, args := insert(records)
 		if _, err := tx.ExecContext(ctx, s.q(query), args...); err != nil {
 			return fmt.Errorf("append audit: %w", err)
 		}
-		clearQ := `DELETE FROM audit_pending WHERE id IN (` + strings.TrimSuffix(strings.Repeat("?, ", len(ids)), ", ") + `)`
-		clearArgs := make([]any, len(ids))
-		for i, id := range ids {
-			clearArgs[i] = id
-		}
-		if s.pg {
-			clearQ, clearArgs = `DELETE FROM audit_pending WHERE id = ANY($1::bigint[])`, []any{pq.Array(ids)}
-		}
-		if _, err := tx.ExecContext(ctx, s.q(clearQ), clearArgs...); err != nil {
+		query, args = forget(ids)
+		if _, err := tx.ExecContext(ctx, s.q(query), args...); err != nil {
 			return fmt.Errorf("clear pending audit records: %w", err)
 		}
 		if _, err := tx.ExecContext(ctx, s.q(`UPDATE audit_head SET seq = ?, hash = ? WHERE id = 1`), prev.Seq, prev.Hash); err != nil {
@@ -268,9 +263,35 @@ func (s *Store) VerifyAudit(ctx context.Context) (*audit.Problem, error) {
 	return nil, nil
 }
 
-// chainArrays is the PostgreSQL INSERT of records already chained (by
-// chainStmt): one array per column, unnested into rows.
-func chainArrays(records []audit.Record) (string, []any) {
+// chain links records after head (seq 0: the log is empty) and returns
+// the last of them: the new head.
+func chain(head *audit.Record, records []audit.Record) *audit.Record {
+	prev := head
+	if head.Seq == 0 {
+		prev = nil
+	}
+	for i := range records {
+		audit.Chain(prev, &records[i])
+		prev = &records[i]
+	}
+	return prev
+}
+
+// insertStmt is the INSERT that appends chained records, a parameter per
+// field.
+func insertStmt(records []audit.Record) (string, []any) {
+	args := make([]any, 0, len(records)*15)
+	for _, rec := range records {
+		args = append(args, rec.Seq, rec.Time.UnixMicro(), rec.Actor.Type, rec.Actor.ID, rec.Actor.Role, rec.Source, rec.Action,
+			rec.Object, rec.Conversation, rec.Channel, rec.Outcome, rec.Reason, rec.RequestID, rec.PrevHash, rec.Hash)
+	}
+	return `INSERT INTO audit_log (seq, at, actor_type, actor_id, actor_role, source, action, object,
+		conversation_id, channel, outcome, reason, request_id, prev_hash, hash) VALUES ` + values(len(records), 15), args
+}
+
+// insertArrays is insertStmt for PostgreSQL: one array per column,
+// unnested into rows.
+func insertArrays(records []audit.Record) (string, []any) {
 	n := len(records)
 	seq, at := make([]int64, n), make([]int64, n)
 	var text [11][]string
@@ -297,21 +318,16 @@ func chainArrays(records []audit.Record) (string, []any) {
 			$8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::bytea[], $15::bytea[])`, args
 }
 
-// chainStmt chains records after head (seq 0: the log is empty) and
-// returns the INSERT that appends them, with the last record: the new head.
-func chainStmt(head *audit.Record, records []audit.Record) (string, []any, *audit.Record) {
-	prev := head
-	if head.Seq == 0 {
-		prev = nil
+// clearStmt deletes chained records from audit_pending, a parameter per id.
+func clearStmt(ids []int64) (string, []any) {
+	args := make([]any, len(ids))
+	for i, id := range ids {
+		args[i] = id
 	}
-	args := make([]any, 0, len(records)*15)
-	for i := range records {
-		rec := &records[i]
-		audit.Chain(prev, rec)
-		prev = rec
-		args = append(args, rec.Seq, rec.Time.UnixMicro(), rec.Actor.Type, rec.Actor.ID, rec.Actor.Role, rec.Source, rec.Action,
-			rec.Object, rec.Conversation, rec.Channel, rec.Outcome, rec.Reason, rec.RequestID, rec.PrevHash, rec.Hash)
-	}
-	return `INSERT INTO audit_log (seq, at, actor_type, actor_id, actor_role, source, action, object,
-		conversation_id, channel, outcome, reason, request_id, prev_hash, hash) VALUES ` + values(len(records), 15), args, prev
+	return `DELETE FROM audit_pending WHERE id IN (` + strings.TrimSuffix(strings.Repeat("?, ", len(ids)), ", ") + `)`, args
+}
+
+// clearArrays is clearStmt for PostgreSQL, the ids as one array.
+func clearArrays(ids []int64) (string, []any) {
+	return `DELETE FROM audit_pending WHERE id = ANY($1::bigint[])`, []any{pq.Array(ids)}
 }

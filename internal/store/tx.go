@@ -867,30 +867,31 @@ func (t *tx) queryRow(ctx context.Context, query string, args ...any) *sql.Row {
 func (t *tx) chainInline(ctx context.Context) error {
 	records := t.auditRecords()
 	if head, ok := t.s.head.get(); ok {
-		query, args, prev := chainStmt(&head, records)
+		prev := chain(&head, records)
 		res, err := t.exec(ctx, `UPDATE audit_head SET seq = ?, hash = ? WHERE id = 1 AND seq = ? AND hash = ?`,
 			prev.Seq, prev.Hash, head.Seq, head.Hash)
 		if err != nil {
 			return fmt.Errorf("audit head: %w", err)
 		}
 		if n, err := res.RowsAffected(); err == nil && n == 1 {
-			return t.appendChained(ctx, query, args, prev)
+			return t.appendChained(ctx, records, prev)
 		}
 	}
 	head := &audit.Record{}
 	if err := t.queryRow(ctx, `SELECT seq, hash FROM audit_head WHERE id = 1`).Scan(&head.Seq, &head.Hash); err != nil {
 		return fmt.Errorf("audit head: %w", err)
 	}
-	query, args, prev := chainStmt(head, records)
+	prev := chain(head, records)
 	if _, err := t.exec(ctx, `UPDATE audit_head SET seq = ?, hash = ? WHERE id = 1`, prev.Seq, prev.Hash); err != nil {
 		return fmt.Errorf("audit head: %w", err)
 	}
-	return t.appendChained(ctx, query, args, prev)
+	return t.appendChained(ctx, records, prev)
 }
 
 // appendChained inserts chained records and remembers their last as the
 // head.
-func (t *tx) appendChained(ctx context.Context, query string, args []any, last *audit.Record) error {
+func (t *tx) appendChained(ctx context.Context, records []audit.Record, last *audit.Record) error {
+	query, args := insertStmt(records)
 	if _, err := t.exec(ctx, query, args...); err != nil {
 		t.s.head.forget()
 		return fmt.Errorf("append audit: %w", err)
