@@ -405,8 +405,8 @@ func (s *Store) tx(ctx context.Context, fn func(engine.Tx) error) error {
 	if err != nil {
 		return fmt.Errorf("begin: %w", err)
 	}
-	// Roll back on every way out but a commit, a panic in fn included: on
-	// SQLite a transaction left open would hold the only connection.
+	// Roll back on every way out but a commit, a panic in fn included.
+	// (SQLite's transactions go through the group commit.)
 	committed := false
 	defer func() {
 		if !committed {
@@ -414,7 +414,7 @@ func (s *Store) tx(ctx context.Context, fn func(engine.Tx) error) error {
 		}
 	}()
 	t := newTx(s, sqltx)
-	if err := fn(t); err != nil {
+	if err := fn(pgTx{t}); err != nil {
 		return err
 	}
 	if err := t.commit(ctx); err != nil {

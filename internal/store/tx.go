@@ -97,22 +97,14 @@ func (t *tx) ContactByAddress(ctx context.Context, ch engine.Channel, address st
 	return t.foundContact(r, &v)
 }
 
-// MarkInboundFind is MarkInbound and ContactByAddress in one step. On
-// PostgreSQL it is one statement, the de-duplication insert a CTE of the
-// contact query; on SQLite, where a statement costs no round trip, it is
-// the two calls.
-func (t *tx) MarkInboundFind(ctx context.Context, ch engine.Channel, providerID, address string) (bool, *engine.Contact, error) {
-	if !t.s.pg {
-		fresh, err := t.MarkInbound(ctx, ch, providerID)
-		if err != nil || !fresh {
-			return fresh, nil, err
-		}
-		c, err := t.ContactByAddress(ctx, ch, address)
-		if errors.Is(err, engine.ErrNotFound) {
-			return true, nil, nil
-		}
-		return err == nil, c, err
-	}
+// pgTx is a PostgreSQL transaction: it also offers engine.InboundFinder,
+// which saves a round trip there. SQLite, where a statement costs no round
+// trip, leaves the engine to call MarkInbound and ContactByAddress.
+type pgTx struct{ *tx }
+
+// MarkInboundFind is MarkInbound and ContactByAddress in one statement: the
+// de-duplication insert is a CTE of the contact query.
+func (t pgTx) MarkInboundFind(ctx context.Context, ch engine.Channel, providerID, address string) (bool, *engine.Contact, error) {
 	if ch == "" {
 		return false, nil, errors.New("find contact: no channel given")
 	}
