@@ -92,6 +92,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger, opts ...Option) (*Se
 		return nil, err
 	}
 	s.closers = append(s.closers, func() { s.Store.Close() })
+	s.Store.WarmPool(ctx)
 	s.runners = append(s.runners, func(ctx context.Context) error { return s.Store.RunAuditChainer(ctx, 200*time.Millisecond) },
 		func(ctx context.Context) error {
 			s.Store.RunSeenPruner(ctx, store.SeenRetention, time.Hour, func(forgot int64, err error) {

@@ -195,22 +195,24 @@ func Open(ctx context.Context, dsn string, ring *seal.Ring, opts ...Option) (*St
 			s.db.Close()
 			return nil, fmt.Errorf("open store: %w", err)
 		}
-	} else {
-		s.warmPool(ctx, warmConns)
 	}
 	return s, nil
 }
 
-// warmConns is how many PostgreSQL connections Open opens ahead of use.
+// warmConns is how many PostgreSQL connections WarmPool opens ahead of use.
 const warmConns = 8
 
-// warmPool opens n connections at once and leaves them idle in the pool,
-// each having read the tables a message touches: a service just started
-// then does not open a connection, start a backend and load its catalog
-// in the middle of the first messages it handles. A failure here only
-// means the first messages do it themselves.
-func (s *Store) warmPool(ctx context.Context, n int) {
-	conns := make([]*sql.Conn, n)
+// WarmPool opens connections to PostgreSQL at once and leaves them idle in
+// the pool, each having read the tables a message touches: a service just
+// started then does not open a connection, start a backend and load its
+// catalog in the middle of the first messages it handles. A failure only
+// means the first messages do it themselves. On SQLite, with its one
+// connection, it does nothing.
+func (s *Store) WarmPool(ctx context.Context) {
+	if !s.pg {
+		return
+	}
+	conns := make([]*sql.Conn, warmConns)
 	var wg sync.WaitGroup
 	for i := range conns {
 		wg.Go(func() {
