@@ -22,16 +22,21 @@ func countRows(t *testing.T, s *store.Store, table string) int {
 	return n
 }
 
+// contactEvent writes contact i and one audit event about it in tx.
+func contactEvent(ctx context.Context, tx engine.Tx, i int) error {
+	c := &engine.Contact{Channel: engine.SMS, Address: fmt.Sprintf("+1201555%04d", i)}
+	if err := tx.SaveContact(ctx, c); err != nil {
+		return err
+	}
+	ev := []engine.Event{{Actor: "contact", ActorID: c.ID, Action: engine.EventMessageIn, Outcome: "ok", At: time.Now()}}
+	return tx.Append(ctx, nil, nil, ev)
+}
+
 // eventTx writes one contact and one audit event in a transaction, and
 // fails it when fail is set.
 func eventTx(ctx context.Context, s *store.Store, i int, fail bool) error {
 	return s.Tx(ctx, func(tx engine.Tx) error {
-		c := &engine.Contact{Channel: engine.SMS, Address: fmt.Sprintf("+1201555%04d", i)}
-		if err := tx.SaveContact(ctx, c); err != nil {
-			return err
-		}
-		ev := []engine.Event{{Actor: "contact", ActorID: c.ID, Action: engine.EventMessageIn, Outcome: "ok", At: time.Now()}}
-		if err := tx.Append(ctx, nil, nil, ev); err != nil {
+		if err := contactEvent(ctx, tx, i); err != nil {
 			return err
 		}
 		if fail {

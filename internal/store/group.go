@@ -40,6 +40,9 @@ type groupResult struct {
 	lead     bool // not a result: the waiter is to commit the next group
 }
 
+// ok reports whether the transaction's function and writes succeeded.
+func (r groupResult) ok() bool { return r.err == nil && r.panicked == nil }
+
 // committer queues SQLite's engine transactions. There is no goroutine of
 // its own: the caller that finds no group being committed commits the
 // queue itself, and hands the turn to the first waiter when it is done. A
@@ -163,7 +166,7 @@ func (s *Store) commitGroup(batch []*groupReq) {
 	results := make([]groupResult, len(batch))
 	finish := func(err error) {
 		for i, r := range batch {
-			if err != nil && results[i].err == nil && results[i].panicked == nil {
+			if err != nil && results[i].ok() {
 				results[i].err = err
 			}
 			r.done <- results[i]
@@ -195,7 +198,7 @@ func (s *Store) commitGroup(batch []*groupReq) {
 				return
 			}
 		}
-		if results[i].err == nil && results[i].panicked == nil {
+		if results[i].ok() {
 			ran++
 		}
 		unprepared = append(unprepared, t.unprepared...)
@@ -207,7 +210,7 @@ func (s *Store) commitGroup(batch []*groupReq) {
 	}
 	if err := sqltx.Commit(); err != nil {
 		for i := range results {
-			if results[i].err == nil && results[i].panicked == nil {
+			if results[i].ok() {
 				results[i].err = fmt.Errorf("commit: %w", err)
 			}
 		}
@@ -245,7 +248,7 @@ func (t *tx) inSavepoint(ctx context.Context, fn func(engine.Tx) error) (res gro
 		return groupResult{}, err
 	}
 	res = runGuarded(ctx, t, fn)
-	if res.err != nil || res.panicked != nil {
+	if !res.ok() {
 		if _, err := t.exec(bg, "ROLLBACK TO SAVEPOINT grp"); err != nil {
 			return res, err
 		}

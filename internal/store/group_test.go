@@ -54,12 +54,7 @@ func TestGroupCommitIsolatesFailures(t *testing.T) {
 			defer wg.Done()
 			defer func() { panics[i] = recover() }()
 			errs[i] = s.Tx(ctx, func(tx engine.Tx) error {
-				c := &engine.Contact{Channel: engine.SMS, Address: fmt.Sprintf("+1201555%04d", i)}
-				if err := tx.SaveContact(ctx, c); err != nil {
-					return err
-				}
-				ev := []engine.Event{{Actor: "contact", ActorID: c.ID, Action: engine.EventMessageIn, Outcome: "ok", At: time.Now()}}
-				if err := tx.Append(ctx, nil, nil, ev); err != nil {
+				if err := contactEvent(ctx, tx, i); err != nil {
 					return err
 				}
 				switch i % 4 {
