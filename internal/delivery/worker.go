@@ -8,6 +8,7 @@ import (
 	"errors"
 	"log/slog"
 	"math/rand/v2"
+	"sync"
 	"time"
 
 	"github.com/safeflow/safeflow/engine"
@@ -16,7 +17,8 @@ import (
 
 // Outbox is the part of the store the worker needs.
 type Outbox interface {
-	ClaimOutbox(ctx context.Context, now time.Time, lease time.Duration, limit int) ([]store.Pending, error)
+	ClaimOutbox(ctx context.Context, now, dueBy time.Time, lease time.Duration, limit int) ([]store.Pending, error)
+	ClaimOutboxRows(ctx context.Context, now time.Time, lease time.Duration, seqs []int64) ([]store.Pending, error)
 	MarkSent(ctx context.Context, sent ...store.Sent) error
 	MarkFailed(ctx context.Context, key string, next time.Time, dead bool, reason string) error
 }
@@ -32,13 +34,48 @@ type Worker struct {
 	BaseDelay, MaxDelay time.Duration
 	// Lease is how long a claimed message is reserved for one attempt.
 	Lease time.Duration
-	// Poll is how often the outbox is checked when idle.
+	// Poll is how often the whole outbox is searched for due messages:
+	// retries, messages written by other nodes or before a restart. Messages
+	// the worker is told of with Hint are claimed at once, without a search.
 	Poll time.Duration
-	Now  func() time.Time
+	// Settle is how long the search leaves a message alone after it becomes
+	// due, when the worker takes hints: a new message is claimed by its hint,
+	// and the search would only race it for the same rows.
+	Settle time.Duration
+	Now    func() time.Time
 	// Observe, when set, is told each outcome: "sent", "retry" or "dead".
 	Observe func(ch engine.Channel, outcome string)
 	// Wake, when set, wakes the worker early (new messages were written).
 	Wake <-chan struct{}
+
+	mu    sync.Mutex
+	hints []int64
+}
+
+// maxHints bounds the rows waiting to be claimed by hint; beyond it, hints
+// are dropped and the next search of the outbox finds the rows.
+const maxHints = 4096
+
+// Hint tells the worker which outbox rows were just written (their
+// Outbound IDs), so that it claims them by key rather than searching the
+// outbox for them. Send on Wake afterwards to have them claimed at once.
+func (w *Worker) Hint(seqs ...int64) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, seq := range seqs {
+		if seq > 0 && len(w.hints) < maxHints {
+			w.hints = append(w.hints, seq)
+		}
+	}
+}
+
+// takeHints returns the hinted rows and forgets them.
+func (w *Worker) takeHints() []int64 {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	h := w.hints
+	w.hints = nil
+	return h
 }
 
 func (w *Worker) defaults() {
@@ -57,6 +94,9 @@ func (w *Worker) defaults() {
 	if w.Poll == 0 {
 		w.Poll = 250 * time.Millisecond
 	}
+	if w.Settle == 0 {
+		w.Settle = time.Second
+	}
 	if w.Now == nil {
 		w.Now = time.Now
 	}
@@ -69,10 +109,23 @@ func (w *Worker) defaults() {
 // outbox and are sent after the next start.
 func (w *Worker) Run(ctx context.Context) {
 	w.defaults()
+	// When the outbox is next searched, on the real clock: Now may be a
+	// test's.
+	var search time.Time
 	for {
-		n, err := w.Drain(ctx)
+		n, err := w.drainHinted(ctx)
 		if err != nil && ctx.Err() == nil {
 			w.Log.Error("outbox", "err", err)
+		}
+		if !time.Now().Before(search) {
+			found, err := w.search(ctx, w.Settle)
+			if err != nil && ctx.Err() == nil {
+				w.Log.Error("outbox", "err", err)
+			}
+			if found == 0 {
+				search = time.Now().Add(w.Poll)
+			}
+			n += found
 		}
 		if n > 0 {
 			continue
@@ -81,20 +134,57 @@ func (w *Worker) Run(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-w.Wake:
-		case <-time.After(w.Poll):
+		case <-time.After(max(time.Until(search), 0)):
 		}
 	}
 }
 
-// Drain delivers one batch of due messages and returns how many it tried.
-func (w *Worker) Drain(ctx context.Context) (int, error) {
-	w.defaults()
-	batch, err := w.Outbox.ClaimOutbox(ctx, w.Now(), w.Lease, 64)
+// search delivers one batch of the messages that became due at least
+// settle ago.
+func (w *Worker) search(ctx context.Context, settle time.Duration) (int, error) {
+	now := w.Now()
+	batch, err := w.Outbox.ClaimOutbox(ctx, now, now.Add(-settle), w.Lease, 64)
 	if err != nil {
 		return 0, err
 	}
-	// Deliveries are recorded together, in one statement after the batch:
-	// a claim holds at most one message per contact, so order is kept.
+	return len(batch), w.deliverAll(ctx, batch)
+}
+
+// drainHinted claims and delivers the hinted rows it can and returns how
+// many it tried. A row left behind an older message to the same contact is
+// hinted again when the batch made progress: it is usually the next message
+// of the same reply, claimable once the first is sent. Otherwise the
+// search finds it when its turn comes.
+func (w *Worker) drainHinted(ctx context.Context) (int, error) {
+	seqs := w.takeHints()
+	if len(seqs) == 0 {
+		return 0, nil
+	}
+	batch, err := w.Outbox.ClaimOutboxRows(ctx, w.Now(), w.Lease, seqs)
+	if err != nil {
+		return 0, err
+	}
+	err = w.deliverAll(ctx, batch)
+	if len(batch) > 0 {
+		claimed := make(map[int64]bool, len(batch))
+		for _, p := range batch {
+			claimed[p.ID] = true
+		}
+		var rest []int64
+		for _, seq := range seqs {
+			if !claimed[seq] {
+				rest = append(rest, seq)
+			}
+		}
+		w.Hint(rest...)
+	}
+	return len(batch), err
+}
+
+// deliverAll delivers a claimed batch. Deliveries are recorded together, in
+// one statement after the batch: a claim holds at most one message per
+// contact, so order is kept.
+func (w *Worker) deliverAll(ctx context.Context, batch []store.Pending) error {
 	var sent []store.Sent
 	for _, p := range batch {
 		s, err := w.deliver(ctx, p)
@@ -103,10 +193,10 @@ func (w *Worker) Drain(ctx context.Context) (int, error) {
 		}
 		if err != nil {
 			w.markSent(ctx, sent)
-			return len(batch), err
+			return err
 		}
 	}
-	return len(batch), w.markSent(ctx, sent)
+	return w.markSent(ctx, sent)
 }
 
 // markSent records delivered messages, even while shutting down: they

@@ -132,6 +132,12 @@ func New(ctx context.Context, cfg Config, log *slog.Logger, opts ...Option) (*Se
 	}
 	s.Worker = &delivery.Worker{Outbox: s.Store, Senders: s.senders, Log: log, Wake: s.wake, Now: s.now,
 		Observe: func(ch engine.Channel, outcome string) { s.metrics.outbound.WithLabelValues(string(ch), outcome).Inc() }}
+	// Whatever writes to the outbox (a webhook, the secure page, a timer, a
+	// clinic's start) has its messages claimed by key at once.
+	s.Store.OnOutbox(func(seqs []int64) {
+		s.Worker.Hint(seqs...)
+		s.Wake()
+	})
 	s.routes()
 	if s.setupErr != nil {
 		s.Close()

@@ -6,3 +6,9 @@ func PreparedCount(s *Store) int {
 	defer s.stmts.mu.Unlock()
 	return len(s.stmts.m)
 }
+
+// ClaimQueries returns the PostgreSQL statements of ClaimOutbox and
+// ClaimOutboxRows, to check their plans.
+func ClaimQueries(s *Store) (search, rows string) {
+	return s.claimQuery(searchWhere), s.claimQuery(pgRowsWhere)
+}

@@ -181,7 +181,7 @@ func (s *Store) commitGroup(batch []*groupReq) {
 		return
 	}
 	var unprepared []string
-	ran := 0
+	var done []*tx
 	for i, r := range batch {
 		if err := r.ctx.Err(); err != nil {
 			results[i].err = err
@@ -199,11 +199,11 @@ func (s *Store) commitGroup(batch []*groupReq) {
 			}
 		}
 		if results[i].ok() {
-			ran++
+			done = append(done, t)
 		}
 		unprepared = append(unprepared, t.unprepared...)
 	}
-	if ran == 0 {
+	if len(done) == 0 {
 		sqltx.Rollback()
 		finish(nil)
 		return
@@ -217,6 +217,7 @@ func (s *Store) commitGroup(batch []*groupReq) {
 		finish(nil)
 		return
 	}
+	s.committed(done...)
 	finish(nil)
 	if len(unprepared) > 0 {
 		s.prepare(ctx, unprepared)

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/jmoiron/sqlx"
+	"github.com/lib/pq"
 
 	"github.com/safeflow/safeflow/engine"
 	"github.com/safeflow/safeflow/internal/seal"
@@ -33,27 +34,83 @@ type outboxDB struct {
 	Attempts int    `db:"attempts"`
 }
 
-// ClaimOutbox takes up to limit messages that are due, at most one per
-// contact and only a contact's oldest undelivered one, so each contact gets
-// messages in order. A claimed row is leased: if the worker dies, it comes
-// back when the lease ends (delivery is at least once).
-func (s *Store) ClaimOutbox(ctx context.Context, now time.Time, lease time.Duration, limit int) ([]Pending, error) {
+// ClaimOutbox takes up to limit messages due at or before dueBy (which is
+// at most now), at most one per contact and only a contact's oldest
+// undelivered one, so each contact gets messages in order. A claimed row is
+// leased until now+lease: if the worker dies, it comes back when the lease
+// ends (delivery is at least once).
+//
+// It reads every contact's oldest undelivered message from the index of
+// undelivered rows. On PostgreSQL that index also holds an entry for every
+// row delivered since the last vacuum, which the search has to step over:
+// ClaimOutboxRows, which looks rows up by their sequence numbers, is the
+// cheap way to claim messages just written.
+func (s *Store) ClaimOutbox(ctx context.Context, now, dueBy time.Time, lease time.Duration, limit int) ([]Pending, error) {
+	return s.claim(ctx, now, dueBy, lease, searchWhere, limit)
+}
+
+// ClaimOutboxRows claims what it can of the given outbox rows (their
+// Outbound IDs), under the same rules as ClaimOutbox: a row that is not due
+// by now, is already claimed or delivered, or waits behind an older
+// undelivered message to its contact, is left alone.
+func (s *Store) ClaimOutboxRows(ctx context.Context, now time.Time, lease time.Duration, seqs []int64) ([]Pending, error) {
+	if len(seqs) == 0 {
+		return nil, nil
+	}
+	if len(seqs) > maxBatch {
+		seqs = seqs[:maxBatch]
+	}
+	if s.pg {
+		return s.claim(ctx, now, now, lease, pgRowsWhere, pq.Array(seqs))
+	}
+	// One statement for any number of rows, so it is prepared once.
+	list, err := json.Marshal(seqs)
+	if err != nil {
+		return nil, fmt.Errorf("claim outbox: %w", err)
+	}
+	return s.claim(ctx, now, now, lease, olderFirst+`AND o.seq IN (SELECT value FROM json_each(?)) ORDER BY o.seq`, string(list))
+}
+
+// claimQuery is the statement behind claim.
+func (s *Store) claimQuery(where string) string {
 	lock := ""
 	if s.pg {
 		lock = " FOR UPDATE SKIP LOCKED"
 	}
+	return s.q(`UPDATE outbox SET status = 'sending', next_attempt = ?, updated = ?
+		WHERE status IN ('pending', 'sending') AND next_attempt <= ? AND seq IN (
+			SELECT o.seq FROM outbox o
+			WHERE o.status IN ('pending', 'sending') AND o.next_attempt <= ? AND ` + where + lock + `)
+		RETURNING seq, id, conversation_id, contact_id, channel, address_sealed, body_sealed, link, attempts`)
+}
+
+// The conditions of the claims. searchWhere takes each contact's oldest
+// undelivered message; olderFirst keeps a row back while an older message
+// to its contact is undelivered. Both can only use the index of undelivered
+// rows by contact.
+const (
+	searchWhere = `o.seq IN (SELECT min(p.seq) FROM outbox p WHERE p.status IN ('pending', 'sending')
+		GROUP BY p.contact_id) ORDER BY o.seq LIMIT ?`
+	olderFirst = `NOT EXISTS (SELECT 1 FROM outbox p WHERE p.contact_id = o.contact_id AND p.seq < o.seq
+		AND p.status IN ('pending', 'sending')) `
+	pgRowsWhere = olderFirst + `AND o.seq = ANY(?::bigint[]) ORDER BY o.seq`
+)
+
+// claim leases the undelivered rows due by dueBy that where (a condition
+// on o, then the order and limit) selects, and opens them. The outer
+// statement checks again that each row is undelivered and due: on
+// PostgreSQL, a row another node claimed while this statement waited for it
+// is then left alone.
+func (s *Store) claim(ctx context.Context, now, dueBy time.Time, lease time.Duration, where string, whereArgs ...any) ([]Pending, error) {
+	query := s.claimQuery(where)
+	if dueBy.After(now) {
+		dueBy = now
+	}
+	args := append([]any{micros(now.Add(lease)), micros(now), micros(dueBy), micros(dueBy)}, whereArgs...)
 	var rows []outboxDB
 	err := s.write(ctx, func(q statements) error {
 		rows = rows[:0]
-		res, err := q.QueryContext(ctx, s.q(`UPDATE outbox SET status = 'sending', next_attempt = ?, updated = ?
-		WHERE seq IN (
-			SELECT o.seq FROM outbox o
-			WHERE o.status IN ('pending', 'sending') AND o.next_attempt <= ?
-			AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.contact_id = o.contact_id AND p.seq < o.seq
-				AND p.status IN ('pending', 'sending'))
-			ORDER BY o.seq LIMIT ?`+lock+`)
-		RETURNING seq, id, conversation_id, contact_id, channel, address_sealed, body_sealed, link, attempts`),
-			micros(now.Add(lease)), micros(now), micros(now), limit)
+		res, err := q.QueryContext(ctx, query, args...)
 		if err != nil {
 			return err
 		}

@@ -19,6 +19,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jmoiron/sqlx"
@@ -53,6 +54,33 @@ type Store struct {
 	ckpt *checkpointer
 	// head is the audit chain's head as this store last wrote it (SQLite).
 	head headCache
+	// written, when set, is told the outbox rows each commit wrote.
+	written atomic.Pointer[func(seqs []int64)]
+}
+
+// OnOutbox sets fn to be called after every commit of an engine
+// transaction that wrote outbox rows, with their sequence numbers (the
+// messages' IDs): the delivery worker claims them by key instead of
+// searching the outbox. fn runs on the committing goroutine and must not
+// block.
+func (s *Store) OnOutbox(fn func(seqs []int64)) { s.written.Store(&fn) }
+
+// committed tells OnOutbox's function what the committed transactions
+// wrote to the outbox.
+func (s *Store) committed(txs ...*tx) {
+	fn := s.written.Load()
+	if fn == nil {
+		return
+	}
+	var seqs []int64
+	for _, t := range txs {
+		for _, o := range t.out {
+			seqs = append(seqs, o.ID)
+		}
+	}
+	if len(seqs) > 0 {
+		(*fn)(seqs)
+	}
 }
 
 // headCache remembers the audit log's head. It is a guess, checked by the
@@ -426,6 +454,7 @@ func (s *Store) tx(ctx context.Context, fn func(engine.Tx) error) error {
 	if err := sqltx.Commit(); err != nil {
 		return fmt.Errorf("commit: %w", err)
 	}
+	s.committed(t)
 	if len(t.unprepared) > 0 {
 		s.prepare(ctx, t.unprepared)
 	}

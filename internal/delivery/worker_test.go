@@ -1,0 +1,193 @@
+package delivery_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/safeflow/safeflow/engine"
+	"github.com/safeflow/safeflow/internal/delivery"
+	"github.com/safeflow/safeflow/internal/seal"
+	"github.com/safeflow/safeflow/internal/store"
+	"github.com/safeflow/safeflow/internal/store/storetest"
+)
+
+// counted is the real store, counting how the worker claims.
+type counted struct {
+	*store.Store
+	searches, byRow atomic.Int64
+}
+
+func (c *counted) ClaimOutbox(ctx context.Context, now, dueBy time.Time, lease time.Duration, limit int) ([]store.Pending, error) {
+	c.searches.Add(1)
+	return c.Store.ClaimOutbox(ctx, now, dueBy, lease, limit)
+}
+
+func (c *counted) ClaimOutboxRows(ctx context.Context, now time.Time, lease time.Duration, seqs []int64) ([]store.Pending, error) {
+	c.byRow.Add(1)
+	return c.Store.ClaimOutboxRows(ctx, now, lease, seqs)
+}
+
+// phone records what was sent; fail, when set, refuses a text.
+type phone struct {
+	mu   sync.Mutex
+	got  []string
+	fail string
+}
+
+func (p *phone) Send(_ context.Context, m *engine.Outbound) (string, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if m.Text == p.fail {
+		return "", errors.New("provider answered 503")
+	}
+	p.got = append(p.got, m.Text)
+	return fmt.Sprintf("SM%d", len(p.got)), nil
+}
+
+func (p *phone) sent() []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return slices.Clone(p.got)
+}
+
+func openStore(t *testing.T) *counted {
+	t.Helper()
+	ring, err := seal.Generate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := store.Open(context.Background(), "sqlite:"+filepath.Join(t.TempDir(), "safeflow.db"), ring)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return &counted{Store: s}
+}
+
+// write stores one transaction's messages to a new contact and returns
+// their IDs.
+func write(t *testing.T, s *counted, address string, texts ...string) []int64 {
+	var ids []int64
+	for _, o := range storetest.WriteOutbound(t, s.Store, address, texts...) {
+		ids = append(ids, o.ID)
+	}
+	return ids
+}
+
+// start runs a worker until the test ends or stop is called.
+func start(t *testing.T, w *delivery.Worker) (stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); w.Run(ctx) }()
+	var once sync.Once
+	stop = func() { once.Do(func() { cancel(); <-done }) }
+	t.Cleanup(stop)
+	return stop
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// Messages the worker is told of go out at once, claimed by their rows
+// without a search of the outbox, and a contact's second message follows
+// its first.
+func TestHintedMessagesGoOutWithoutASearch(t *testing.T) {
+	s := openStore(t)
+	p := &phone{}
+	wake := make(chan struct{}, 1)
+	w := &delivery.Worker{Outbox: s, Senders: map[engine.Channel]engine.Sender{engine.SMS: p}, Wake: wake, Poll: time.Hour}
+	start(t, w)
+	waitFor(t, "the search at start", func() bool { return s.searches.Load() == 1 })
+
+	w.Hint(write(t, s, "+15550100001", "ana 1", "ana 2", "ana 3")...)
+	w.Hint(write(t, s, "+15550100002", "ben 1")...)
+	wake <- struct{}{}
+	waitFor(t, "four messages sent", func() bool { return len(p.sent()) == 4 })
+
+	var ana []string
+	for _, m := range p.sent() {
+		if m[:3] == "ana" {
+			ana = append(ana, m)
+		}
+	}
+	if want := []string{"ana 1", "ana 2", "ana 3"}; !slices.Equal(ana, want) {
+		t.Errorf("ana received %q, want %q in order", ana, want)
+	}
+	if n := s.searches.Load(); n != 1 {
+		t.Errorf("the outbox was searched %d times, want only the search at start", n)
+	}
+	if pending, _, err := s.OutboxCounts(context.Background()); err != nil || pending != 0 {
+		t.Errorf("%d messages still undelivered (%v), want 0", pending, err)
+	}
+}
+
+// Messages no one hinted (a retry, another node's) are found by the
+// search, every Poll, once they have been due for Settle.
+func TestUnhintedMessagesAreFoundBySearch(t *testing.T) {
+	s := openStore(t)
+	p := &phone{}
+	w := &delivery.Worker{Outbox: s, Senders: map[engine.Channel]engine.Sender{engine.SMS: p}, Poll: 10 * time.Millisecond,
+		Settle: 300 * time.Millisecond}
+	start(t, w)
+	waitFor(t, "the search at start", func() bool { return s.searches.Load() >= 1 })
+	written := time.Now()
+	write(t, s, "+15550100001", "ana 1", "ana 2")
+	waitFor(t, "two messages sent", func() bool { return len(p.sent()) == 2 })
+	if waited := time.Since(written); waited < 300*time.Millisecond {
+		t.Errorf("the search took new messages after %v, before they settled for 300ms", waited)
+	}
+	if got, want := p.sent(), []string{"ana 1", "ana 2"}; !slices.Equal(got, want) {
+		t.Errorf("sent %q, want %q", got, want)
+	}
+}
+
+// A hinted message stuck behind its contact's failed one is not claimed
+// over and over: it is dropped from the hints and left to the search, which
+// sends both in order once the first one's retry is due.
+func TestHintBehindAFailedMessageIsNotRetriedInALoop(t *testing.T) {
+	s := openStore(t)
+	p := &phone{fail: "ana 1"}
+	wake := make(chan struct{}, 1)
+	w := &delivery.Worker{Outbox: s, Senders: map[engine.Channel]engine.Sender{engine.SMS: p}, Wake: wake, Poll: time.Hour,
+		BaseDelay: time.Millisecond, MaxDelay: time.Millisecond}
+	stop := start(t, w)
+	waitFor(t, "the search at start", func() bool { return s.searches.Load() == 1 })
+	w.Hint(write(t, s, "+15550100001", "ana 1", "ana 2")...)
+	wake <- struct{}{}
+	waitFor(t, "the first claim by row", func() bool { return s.byRow.Load() >= 1 })
+	time.Sleep(200 * time.Millisecond)
+	// One claim gets ana 1, which fails; one more finds ana 2 still behind
+	// it; then the hints are spent.
+	if n := s.byRow.Load(); n != 2 {
+		t.Errorf("%d claims by row, want 2", n)
+	}
+	if got := p.sent(); len(got) != 0 {
+		t.Errorf("sent %q while ana 1 fails, want nothing", got)
+	}
+	stop()
+
+	// The provider is back; a worker started later finds both once ana 1's
+	// retry is due.
+	p.fail = ""
+	start(t, &delivery.Worker{Outbox: s, Senders: map[engine.Channel]engine.Sender{engine.SMS: p}, Poll: 10 * time.Millisecond,
+		Settle: time.Millisecond})
+	waitFor(t, "two messages sent", func() bool { return len(p.sent()) == 2 })
+	if got, want := p.sent(), []string{"ana 1", "ana 2"}; !slices.Equal(got, want) {
+		t.Errorf("sent %q, want %q", got, want)
+	}
+}
