@@ -14,8 +14,11 @@ var ErrNotFound = errors.New("not found")
 type Store interface {
 	// Tx runs fn in one transaction and commits when fn returns nil; any
 	// error rolls everything back. Transactions that touch one conversation
-	// are serialised: on PostgreSQL with row locks, on SQLite and in memory
-	// with a single writer.
+	// are serialised: on PostgreSQL with row locks (a message is first tried
+	// without them, and its writes land only if its conversation did not
+	// change since it was read; otherwise it runs again under locks), on
+	// SQLite and in memory with a single writer. A store may run fn more
+	// than once: only the run that commits counts.
 	Tx(ctx context.Context, fn func(Tx) error) error
 }
 

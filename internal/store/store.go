@@ -44,9 +44,13 @@ type Store struct {
 	now  func() time.Time
 	// contactWithConv is the dialect's query behind ContactByAddress.
 	contactWithConv string
-	// markAndFind is the PostgreSQL statement behind MarkInboundFind.
-	markAndFind string
-	stmts       stmtCache
+	// markAndFind is the PostgreSQL statement behind MarkInboundFind, and
+	// readInbound the one behind it without locks.
+	markAndFind, readInbound string
+	// unlocked and fallbacks count PostgreSQL transactions committed
+	// without locks and those that went on under locks (optimistic.go).
+	unlocked, fallbacks atomic.Int64
+	stmts               stmtCache
 	// group commits SQLite's engine transactions together; nil on
 	// PostgreSQL, where each has its own connection and commit.
 	group *committer
@@ -217,6 +221,7 @@ func Open(ctx context.Context, dsn string, ring *seal.Ring, opts ...Option) (*St
 	}
 	s.contactWithConv = contactWithConvQuery(s.pg)
 	s.markAndFind = markAndFindQuery()
+	s.readInbound = readInboundQuery()
 	if !s.pg {
 		s.group = newCommitter(s)
 		if s.ckpt, err = startCheckpointer(sqliteName); err != nil {
@@ -430,13 +435,55 @@ func (s *Store) Tx(ctx context.Context, fn func(engine.Tx) error) error {
 	}
 }
 
+// tx runs fn once on PostgreSQL. The database transaction begins with
+// fn's first call, and a message (whose first call is MarkInboundFind) is
+// tried without one first (optimistic.go).
 func (s *Store) tx(ctx context.Context, fn func(engine.Tx) error) error {
+	t := newTx(s, nil)
+	t.opt = &optimistic{}
+	// Roll back on every way out but a commit, a panic in fn included.
+	// (SQLite's transactions go through the group commit.)
+	committed := false
+	defer func() {
+		if t.tx != nil && !committed {
+			t.tx.Rollback()
+		}
+	}()
+	err := fn(pgTx{t})
+	if t.opt != nil && t.opt.begun {
+		if done, err := s.finishOptimistic(ctx, t, err); done {
+			return err
+		}
+		return s.lockedTx(ctx, fn)
+	}
+	if err != nil {
+		return err
+	}
+	if t.tx == nil {
+		if err := t.begin(ctx); err != nil {
+			return err
+		}
+	}
+	if err := t.commit(ctx); err != nil {
+		return err
+	}
+	committed = true
+	if err := t.tx.Commit(); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	s.committed(t)
+	if len(t.unprepared) > 0 {
+		s.prepare(ctx, t.unprepared)
+	}
+	return nil
+}
+
+// lockedTx runs fn in a database transaction from its start.
+func (s *Store) lockedTx(ctx context.Context, fn func(engine.Tx) error) error {
 	sqltx, err := s.db.BeginTxx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("begin: %w", err)
 	}
-	// Roll back on every way out but a commit, a panic in fn included.
-	// (SQLite's transactions go through the group commit.)
 	committed := false
 	defer func() {
 		if !committed {

@@ -35,6 +35,9 @@ type tx struct {
 	prefetched map[string]bool
 	// unprepared lists the queries to prepare once the transaction is over.
 	unprepared []string
+	// opt is the state of a PostgreSQL transaction that runs without locks
+	// (optimistic.go); nil for every other transaction.
+	opt *optimistic
 }
 
 // convRow is a conversation this transaction loaded or saved.
@@ -43,6 +46,8 @@ type convRow struct {
 	exists bool   // the row is in the database
 	lines  int64  // transcript lines in the database when loaded
 	addr   string // the address as loaded, to re-seal only a changed one
+	// version is the row's version as read without a lock (PostgreSQL).
+	version int64
 }
 
 func newTx(s *Store, t *sqlx.Tx) *tx {
@@ -50,6 +55,9 @@ func newTx(s *Store, t *sqlx.Tx) *tx {
 }
 
 func (t *tx) MarkInbound(ctx context.Context, ch engine.Channel, providerID string) (bool, error) {
+	if refuse, err := t.unlocked(ctx); refuse || err != nil {
+		return false, err
+	}
 	res, err := t.exec(ctx, t.s.q(`INSERT INTO inbound_seen (channel, provider_id, seen) VALUES (?, ?, ?)
 		ON CONFLICT DO NOTHING`), string(ch), providerID, micros(t.s.now()))
 	if err != nil {
@@ -82,6 +90,9 @@ func (t *tx) ContactByAddress(ctx context.Context, ch engine.Channel, address st
 		// The blind index needs the channel; the engine always gives one.
 		return nil, errors.New("find contact: no channel given")
 	}
+	if refuse, err := t.unlocked(ctx); refuse || err != nil {
+		return nil, err
+	}
 	// One round trip finds the contact and loads (and locks) its open
 	// conversation, which the engine asks for next.
 	var r contactRow
@@ -107,6 +118,9 @@ type pgTx struct{ *tx }
 func (t pgTx) MarkInboundFind(ctx context.Context, ch engine.Channel, providerID, address string) (bool, *engine.Contact, error) {
 	if ch == "" {
 		return false, nil, errors.New("find contact: no channel given")
+	}
+	if t.opt != nil {
+		return t.readInbound(ctx, ch, providerID, address)
 	}
 	var fresh bool
 	var id, channel, language *string
@@ -196,6 +210,9 @@ func (v *convNull) row() convDB {
 }
 
 func (t *tx) Contact(ctx context.Context, id string) (*engine.Contact, error) {
+	if refuse, err := t.unlocked(ctx); refuse || err != nil {
+		return nil, err
+	}
 	var r contactRow
 	err := t.tx.GetContext(ctx, &r, t.s.q(`SELECT `+contactCols+` FROM contacts WHERE id = ?`), id)
 	if errors.Is(err, errNoRows) {
@@ -208,6 +225,12 @@ func (t *tx) Contact(ctx context.Context, id string) (*engine.Contact, error) {
 }
 
 func (t *tx) SaveContact(ctx context.Context, c *engine.Contact) error {
+	if t.opt != nil && t.opt.begun {
+		return t.opt.saveContact(t, c)
+	}
+	if _, err := t.unlocked(ctx); err != nil {
+		return err
+	}
 	if c.ID != "" {
 		// The channel and address of a contact never change: they are what
 		// the blind index finds it by.
@@ -287,6 +310,9 @@ func (t *tx) OpenConversation(ctx context.Context, contactID string) (*engine.Co
 		// ContactByAddress already loaded the open conversation, if any.
 		return nil, engine.ErrNotFound
 	}
+	if refuse, err := t.unlocked(ctx); refuse || err != nil {
+		return nil, err
+	}
 	c, err := t.loadConv(ctx, `contact_id = ? AND status <> 'ended'`, contactID)
 	if err == nil && c.Status == engine.Ended {
 		// Open in the database, but this transaction has ended it.
@@ -298,6 +324,9 @@ func (t *tx) OpenConversation(ctx context.Context, contactID string) (*engine.Co
 func (t *tx) Conversation(ctx context.Context, id string) (*engine.Conversation, error) {
 	if r, ok := t.convs[id]; ok {
 		return copyConv(r.c), nil
+	}
+	if refuse, err := t.unlocked(ctx); refuse || err != nil {
+		return nil, err
 	}
 	return t.loadConv(ctx, `id = ?`, id)
 }
@@ -376,6 +405,9 @@ func (t *tx) SaveConversation(ctx context.Context, c *engine.Conversation) error
 	}
 	// A conversation saved by id without loading it first: find out whether
 	// it exists (and lock it), so that commit updates rather than inserts.
+	if refuse, err := t.unlocked(ctx); refuse || err != nil {
+		return err
+	}
 	r := &convRow{c: copyConv(c)}
 	var row struct {
 		Lines   int64  `db:"lines"`
@@ -409,6 +441,13 @@ func (t *tx) Append(_ context.Context, lines []engine.TranscriptLine, out []*eng
 }
 
 func (t *tx) SetTimers(ctx context.Context, conversationID string, timers []engine.Timer) error {
+	if t.opt != nil && t.opt.begun {
+		t.opt.setTimers(conversationID, timers)
+		return nil
+	}
+	if _, err := t.unlocked(ctx); err != nil {
+		return err
+	}
 	if _, err := t.tx.ExecContext(ctx, t.s.q(`DELETE FROM timers WHERE conversation_id = ?`), conversationID); err != nil {
 		return err
 	}
@@ -424,6 +463,9 @@ func (t *tx) SetTimers(ctx context.Context, conversationID string, timers []engi
 func (t *tx) DueTimers(ctx context.Context, now time.Time, limit int) ([]engine.Timer, error) {
 	if limit <= 0 {
 		return nil, nil
+	}
+	if refuse, err := t.unlocked(ctx); refuse || err != nil {
+		return nil, err
 	}
 	lock := ""
 	if t.s.pg {
@@ -449,6 +491,9 @@ func (t *tx) DueTimers(ctx context.Context, now time.Time, limit int) ([]engine.
 }
 
 func (t *tx) DeleteTimer(ctx context.Context, id int64) error {
+	if refuse, err := t.unlocked(ctx); refuse || err != nil {
+		return err
+	}
 	_, err := t.tx.ExecContext(ctx, t.s.q(`DELETE FROM timers WHERE id = ?`), id)
 	return err
 }
@@ -458,6 +503,13 @@ func (t *tx) DeleteTimer(ctx context.Context, id int64) error {
 // PostgreSQL the insert runs under a savepoint: a failed statement would
 // otherwise abort the whole transaction and lose the fallback with it.
 func (t *tx) SaveLink(ctx context.Context, l engine.SecureLink) error {
+	if t.opt != nil && t.opt.begun {
+		t.opt.links = append(t.opt.links, l)
+		return nil
+	}
+	if _, err := t.unlocked(ctx); err != nil {
+		return err
+	}
 	return t.savepoint(ctx, "save_link", func() error {
 		_, err := t.tx.ExecContext(ctx, t.s.q(`INSERT INTO secure_links (token_hash, conversation_id, contact_id, created, expires)
 			VALUES (?, ?, ?, ?, ?)`), l.TokenHash, l.ConversationID, l.ContactID, micros(l.Created), micros(l.Expires))
@@ -562,6 +614,10 @@ func (t *tx) convStmt(r *convRow, added int64) (string, []any, error) {
 			}
 			set = `address_sealed = ?, `
 			args = append([]any{addr}, args...)
+		}
+		if t.s.pg {
+			// Readers without a lock check the version before they write.
+			set += `version = version + 1, `
 		}
 		return `UPDATE conversations SET ` + set + `flow_id = ?, flow_hash = ?, step = ?, status = ?,
 			vars_sealed = ?, origin = ?, language = ?, attempts = ?, secure = ?, stay_secure = ?, prompt_sent = ?, link_sent_at = ?,
@@ -765,34 +821,11 @@ func (t *tx) commitCombined(ctx context.Context, r *convRow) error {
 	}
 	b.WriteString("WITH c AS (" + convQ + " RETURNING 1)")
 	args = append(args, convArgs...)
-	if len(t.lines) > 0 {
-		q, a, err := t.linesStmt(t.lineNumbers(), 0, len(t.lines))
-		if err != nil {
-			return err
-		}
-		b.WriteString(", l AS (" + q + " RETURNING 1)")
-		args = append(args, a...)
+	args, byKey, err := t.linesOutboxAudit(&b, args)
+	if err != nil {
+		return err
 	}
-	var byKey map[string]*engine.Outbound
-	if len(t.out) > 0 {
-		var q string
-		var a []any
-		q, a, byKey, err = t.outboxStmt(0, len(t.out))
-		if err != nil {
-			return err
-		}
-		b.WriteString(", o AS (" + q + " RETURNING seq, id)")
-		args = append(args, a...)
-	} else {
-		b.WriteString(", o AS (SELECT 0::bigint AS seq, ''::text AS id WHERE false)")
-	}
-	if len(t.events) > 0 {
-		q, a := pendingStmt(t.auditRecords(), t.s.now)
-		b.WriteString(", a AS (" + q + " RETURNING 1)")
-		args = append(args, a...)
-	}
-	b.WriteString(` SELECT (SELECT count(*) FROM c), COALESCE((SELECT array_agg(o.seq) FROM o), '{}'),
-		COALESCE((SELECT array_agg(o.id) FROM o), '{}')`)
+	b.WriteString(` SELECT (SELECT count(*) FROM c), ` + outboxNumbers)
 	var written int
 	var seqs pq.Int64Array
 	var ids pq.StringArray
@@ -803,12 +836,53 @@ func (t *tx) commitCombined(ctx context.Context, r *convRow) error {
 		return fmt.Errorf("save conversation %s: %w", r.c.ID, engine.ErrNotFound)
 	}
 	t.wroteConv(r)
+	numberOutbox(byKey, seqs, ids)
+	return nil
+}
+
+// linesOutboxAudit adds to a combined statement the CTEs l (the transcript
+// lines), o (the outbox rows, returning their numbers and ids) and a (the
+// audit records).
+func (t *tx) linesOutboxAudit(b *strings.Builder, args []any) ([]any, map[string]*engine.Outbound, error) {
+	if len(t.lines) > 0 {
+		q, a, err := t.linesStmt(t.lineNumbers(), 0, len(t.lines))
+		if err != nil {
+			return nil, nil, err
+		}
+		b.WriteString(", l AS (" + q + " RETURNING 1)")
+		args = append(args, a...)
+	}
+	var byKey map[string]*engine.Outbound
+	if len(t.out) > 0 {
+		q, a, keys, err := t.outboxStmt(0, len(t.out))
+		if err != nil {
+			return nil, nil, err
+		}
+		byKey = keys
+		b.WriteString(", o AS (" + q + " RETURNING seq, id)")
+		args = append(args, a...)
+	} else {
+		b.WriteString(", o AS (SELECT 0::bigint AS seq, ''::text AS id WHERE false)")
+	}
+	if len(t.events) > 0 {
+		q, a := pendingStmt(t.auditRecords(), t.s.now)
+		b.WriteString(", a AS (" + q + " RETURNING 1)")
+		args = append(args, a...)
+	}
+	return args, byKey, nil
+}
+
+// outboxNumbers selects the numbers and ids of the rows of the CTE o.
+const outboxNumbers = `COALESCE((SELECT array_agg(o.seq) FROM o), '{}'), COALESCE((SELECT array_agg(o.id) FROM o), '{}')`
+
+// numberOutbox gives each outbound message its row's number, matching the
+// rows by id (RETURNING promises no order).
+func numberOutbox(byKey map[string]*engine.Outbound, seqs []int64, ids []string) {
 	for i, id := range ids {
 		if o := byKey[id]; o != nil {
 			o.ID = seqs[i]
 		}
 	}
-	return nil
 }
 
 // The statements of a message transaction are the same few shapes again
@@ -820,31 +894,47 @@ func (t *tx) commitCombined(ctx context.Context, r *convRow) error {
 // query for preparing after the transaction.
 func (t *tx) stmt(ctx context.Context, query string) *sql.Stmt {
 	if st := t.s.stmts.get(query); st != nil {
+		if t.tx == nil {
+			return st
+		}
 		return t.tx.StmtContext(ctx, st)
 	}
 	t.unprepared = append(t.unprepared, query)
 	return nil
 }
 
+// conn is what the transaction's statements run on: its database
+// transaction, or the pool for one that runs without (optimistic.go).
+func (t *tx) conn() interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+} {
+	if t.tx == nil {
+		return t.s.db
+	}
+	return t.tx
+}
+
 func (t *tx) exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
 	if st := t.stmt(ctx, query); st != nil {
 		return st.ExecContext(ctx, args...)
 	}
-	return t.tx.ExecContext(ctx, query, args...)
+	return t.conn().ExecContext(ctx, query, args...)
 }
 
 func (t *tx) query(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
 	if st := t.stmt(ctx, query); st != nil {
 		return st.QueryContext(ctx, args...)
 	}
-	return t.tx.QueryContext(ctx, query, args...)
+	return t.conn().QueryContext(ctx, query, args...)
 }
 
 func (t *tx) queryRow(ctx context.Context, query string, args ...any) *sql.Row {
 	if st := t.stmt(ctx, query); st != nil {
 		return st.QueryRowContext(ctx, args...)
 	}
-	return t.tx.QueryRowContext(ctx, query, args...)
+	return t.conn().QueryRowContext(ctx, query, args...)
 }
 
 // chainInline chains the transaction's records straight into the audit

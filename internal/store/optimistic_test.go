@@ -1,0 +1,200 @@
+package store_test
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/safeflow/safeflow/engine"
+	"github.com/safeflow/safeflow/internal/store"
+)
+
+// message is what the engine does with one inbound SMS on PostgreSQL: find
+// the sender with the de-duplication, then write. It returns whether the
+// id was new and the outbound message written.
+func message(ctx context.Context, tx engine.Tx, providerID, address, text string) (bool, *engine.Outbound, error) {
+	fresh, c, err := tx.(engine.InboundFinder).MarkInboundFind(ctx, engine.SMS, providerID, address)
+	if err != nil || !fresh {
+		return fresh, nil, err
+	}
+	if c == nil {
+		c = &engine.Contact{Channel: engine.SMS, Address: address}
+		if err := tx.SaveContact(ctx, c); err != nil {
+			return false, nil, err
+		}
+	}
+	conv, err := tx.OpenConversation(ctx, c.ID)
+	switch {
+	case err == engine.ErrNotFound:
+		conv = &engine.Conversation{ContactID: c.ID, FlowID: "f", FlowHash: "h", Step: "ask", Status: engine.Active,
+			Origin: engine.SMS, Address: address, Vars: map[string]any{}}
+	case err != nil:
+		return false, nil, err
+	}
+	conv.Attempts++
+	conv.Vars["last"] = text
+	if err := tx.SaveConversation(ctx, conv); err != nil {
+		return false, nil, err
+	}
+	now := time.Now()
+	out := &engine.Outbound{ConversationID: conv.ID, ContactID: c.ID, Channel: engine.SMS, Address: address, Text: "got " + text}
+	if err := tx.SetTimers(ctx, conv.ID, []engine.Timer{{ConversationID: conv.ID, Kind: engine.TimerReminder, Step: "ask", Due: now.Add(time.Hour)}}); err != nil {
+		return false, nil, err
+	}
+	if err := tx.SaveLink(ctx, engine.SecureLink{TokenHash: []byte(providerID), ConversationID: conv.ID, ContactID: c.ID,
+		Created: now, Expires: now.Add(15 * time.Minute)}); err != nil {
+		return false, nil, err
+	}
+	return true, out, tx.Append(ctx, []engine.TranscriptLine{{ConversationID: conv.ID, At: now, Inbound: true, Channel: engine.SMS, Text: text, Step: "ask"}},
+		[]*engine.Outbound{out}, []engine.Event{{Actor: "contact", ActorID: c.ID, Action: engine.EventMessageIn, ConversationID: conv.ID, At: now}})
+}
+
+// counts returns how the store's transactions ended since the last call.
+func counts(s *store.Store, last *[2]int64) (unlocked, fellBack int64) {
+	u, f := s.OptimisticCounts()
+	unlocked, fellBack = u-last[0], f-last[1]
+	last[0], last[1] = u, f
+	return unlocked, fellBack
+}
+
+// On PostgreSQL a message is written without locks in two statements when
+// nothing raced it; every write lands, and a replay is a duplicate.
+func TestPostgresMessageWithoutLocks(t *testing.T) {
+	ctx := context.Background()
+	s, _ := openPostgres(t, newRing(t))
+	var last [2]int64
+	for i, text := range []string{"hello", "again"} {
+		var out *engine.Outbound
+		err := s.Tx(ctx, func(tx engine.Tx) error {
+			var err error
+			_, out, err = message(ctx, tx, fmt.Sprintf("SM%d", i), "+15550102000", text)
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if out.ID <= 0 {
+			t.Errorf("message %d: the outbound message has no ID", i)
+		}
+		if u, f := counts(s, &last); u != 1 || f != 0 {
+			t.Errorf("message %d: %d transactions without locks and %d under locks, want 1 and 0", i, u, f)
+		}
+	}
+	var fresh bool
+	if err := s.Tx(ctx, func(tx engine.Tx) error {
+		var err error
+		fresh, _, err = message(ctx, tx, "SM0", "+15550102000", "hello")
+		return err
+	}); err != nil || fresh {
+		t.Fatalf("a replayed id: fresh %v, %v; want a duplicate", fresh, err)
+	}
+	if u, f := counts(s, &last); u != 0 || f != 0 {
+		t.Errorf("the replay: %d and %d transactions, want none", u, f)
+	}
+	db := s.DB()
+	var row struct {
+		Attempts int   `db:"attempts"`
+		Lines    int64 `db:"lines"`
+		Version  int64 `db:"version"`
+	}
+	if err := db.Get(&row, `SELECT attempts, lines, version FROM conversations`); err != nil {
+		t.Fatal(err)
+	}
+	if row.Attempts != 2 || row.Lines != 2 || row.Version != 1 {
+		t.Errorf("conversation: attempts %d, lines %d, version %d; want 2, 2 and 1 (inserted, then updated once)", row.Attempts, row.Lines, row.Version)
+	}
+	for _, c := range []struct {
+		query string
+		want  int
+	}{
+		{`SELECT count(*) FROM contacts`, 1},
+		{`SELECT count(*) FROM transcript`, 2},
+		{`SELECT count(*) FROM outbox`, 2},
+		{`SELECT count(*) FROM timers`, 1},
+		{`SELECT count(*) FROM secure_links`, 2},
+		{`SELECT count(*) FROM inbound_seen`, 2},
+		{`SELECT count(*) FROM audit_pending`, 2},
+	} {
+		var n int
+		if err := db.Get(&n, c.query); err != nil {
+			t.Fatal(err)
+		}
+		if n != c.want {
+			t.Errorf("%s = %d, want %d", c.query, n, c.want)
+		}
+	}
+}
+
+// A message whose conversation changed between its read and its write is
+// written under locks instead, from the start, and nothing of the first
+// try stays.
+func TestPostgresMessageRacedGoesUnderLocks(t *testing.T) {
+	ctx := context.Background()
+	s, _ := openPostgres(t, newRing(t))
+	const addr = "+15550102001"
+	if err := s.Tx(ctx, func(tx engine.Tx) error { _, _, err := message(ctx, tx, "SM-first", addr, "first"); return err }); err != nil {
+		t.Fatal(err)
+	}
+	var last [2]int64
+	counts(s, &last)
+	calls := 0
+	err := s.Tx(ctx, func(tx engine.Tx) error {
+		calls++
+		fresh, c, err := tx.(engine.InboundFinder).MarkInboundFind(ctx, engine.SMS, "SM-slow", addr)
+		if err != nil || !fresh {
+			return fmt.Errorf("mark: %v, fresh %v", err, fresh)
+		}
+		if calls == 1 {
+			// Another message of the same patient lands in between.
+			if err := s.Tx(ctx, func(tx engine.Tx) error { _, _, err := message(ctx, tx, "SM-fast", addr, "fast"); return err }); err != nil {
+				return err
+			}
+		}
+		conv, err := tx.OpenConversation(ctx, c.ID)
+		if err != nil {
+			return err
+		}
+		conv.Step = "slow"
+		if err := tx.SaveConversation(ctx, conv); err != nil {
+			return err
+		}
+		return tx.Append(ctx, []engine.TranscriptLine{{ConversationID: conv.ID, At: time.Now(), Inbound: true, Channel: engine.SMS, Text: "slow"}},
+			[]*engine.Outbound{{ConversationID: conv.ID, ContactID: c.ID, Channel: engine.SMS, Address: addr, Text: "re slow"}}, nil)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if calls != 2 {
+		t.Errorf("the transaction ran %d times, want 2 (without locks, then under locks)", calls)
+	}
+	if u, f := counts(s, &last); u != 1 || f != 1 {
+		t.Errorf("%d transactions without locks and %d under locks after a fallback, want 1 and 1 (the fast one, the slow one)", u, f)
+	}
+	var texts []string
+	conv := ""
+	if err := s.DB().Get(&conv, `SELECT id FROM conversations`); err != nil {
+		t.Fatal(err)
+	}
+	lines, err := s.Transcript(ctx, conv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range lines {
+		texts = append(texts, l.Text)
+	}
+	if want := []string{"first", "fast", "slow"}; !slices.Equal(texts, want) {
+		t.Errorf("transcript %q, want %q: each message once, in the order written", texts, want)
+	}
+	var outbox, seen int
+	if err := s.DB().Get(&outbox, `SELECT count(*) FROM outbox`); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DB().Get(&seen, `SELECT count(*) FROM inbound_seen`); err != nil {
+		t.Fatal(err)
+	}
+	if outbox != 3 || seen != 3 {
+		t.Errorf("%d outbox rows and %d ids seen, want 3 and 3", outbox, seen)
+	}
+}
