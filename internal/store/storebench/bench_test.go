@@ -95,15 +95,30 @@ var msgSeq atomic.Int64
 
 // ours is one message through the store as the engine drives it: de-dupe,
 // find the contact, lock the conversation, save it, write two transcript
-// lines, one outbox row and four audit records.
+// lines, one outbox row and four audit records. As in the engine, a store
+// whose transactions offer engine.InboundFinder (PostgreSQL) de-duplicates
+// and finds the contact in one call.
 func ours(ctx context.Context, s *store.Store, c conversation) error {
 	return s.Tx(ctx, func(tx engine.Tx) error {
-		if _, err := tx.MarkInbound(ctx, engine.SMS, fmt.Sprintf("SM%d", msgSeq.Add(1))); err != nil {
-			return err
-		}
-		ct, err := tx.ContactByAddress(ctx, engine.SMS, c.address)
-		if err != nil {
-			return err
+		id := fmt.Sprintf("SM%d", msgSeq.Add(1))
+		var ct *engine.Contact
+		if f, ok := tx.(engine.InboundFinder); ok {
+			fresh, found, err := f.MarkInboundFind(ctx, engine.SMS, id, c.address)
+			if err != nil {
+				return err
+			}
+			if !fresh || found == nil {
+				return fmt.Errorf("message %s: fresh %v, contact %v", id, fresh, found)
+			}
+			ct = found
+		} else {
+			if _, err := tx.MarkInbound(ctx, engine.SMS, id); err != nil {
+				return err
+			}
+			var err error
+			if ct, err = tx.ContactByAddress(ctx, engine.SMS, c.address); err != nil {
+				return err
+			}
 		}
 		cv, err := tx.OpenConversation(ctx, ct.ID)
 		if err != nil {
