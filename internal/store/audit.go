@@ -87,19 +87,19 @@ func (s *Store) chainBatch(ctx context.Context, limit int) (int, error) {
 			records[i], ids[i] = r.auditRow.record(), r.ID
 		}
 		prev := chain(head, records)
-		insert, forget := insertStmt, clearStmt
 		if s.pg {
-			// A batch is up to 500 records: arrays parse and plan in a
-			// fraction of the time of 7,500 parameters.
-			insert, forget = insertArrays, clearArrays
-		}
-		query, args := insert(records)
-		if _, err := tx.ExecContext(ctx, s.q(query), args...); err != nil {
-			return fmt.Errorf("append audit: %w", err)
-		}
-		query, args = forget(ids)
-		if _, err := tx.ExecContext(ctx, s.q(query), args...); err != nil {
-			return fmt.Errorf("clear pending audit records: %w", err)
+			if err := moveChained(ctx, tx, ids, records); err != nil {
+				return err
+			}
+		} else {
+			query, args := insertStmt(records)
+			if _, err := tx.ExecContext(ctx, query, args...); err != nil {
+				return fmt.Errorf("append audit: %w", err)
+			}
+			query, args = clearStmt(ids)
+			if _, err := tx.ExecContext(ctx, query, args...); err != nil {
+				return fmt.Errorf("clear pending audit records: %w", err)
+			}
 		}
 		if _, err := tx.ExecContext(ctx, s.q(`UPDATE audit_head SET seq = ?, hash = ? WHERE id = 1`), prev.Seq, prev.Hash); err != nil {
 			return fmt.Errorf("audit head: %w", err)
@@ -289,33 +289,31 @@ func insertStmt(records []audit.Record) (string, []any) {
 		conversation_id, channel, outcome, reason, request_id, prev_hash, hash) VALUES ` + values(len(records), 15), args
 }
 
-// insertArrays is insertStmt for PostgreSQL: one array per column,
-// unnested into rows.
-func insertArrays(records []audit.Record) (string, []any) {
-	n := len(records)
-	seq, at := make([]int64, n), make([]int64, n)
-	var text [11][]string
-	for i := range text {
-		text[i] = make([]string, n)
-	}
-	prev, hash := make([][]byte, n), make([][]byte, n)
+// moveChained moves chained records from audit_pending to the log in one
+// PostgreSQL statement: the rows' fields go from table to table inside the
+// server, and only what chaining added (sequence numbers and hashes) is
+// sent, as arrays. The chainer holds the head, so no one else moves these
+// rows; and a pending row never changes, so the fields moved are the ones
+// hashed.
+func moveChained(ctx context.Context, tx *sqlx.Tx, ids []int64, records []audit.Record) error {
+	seq, prev, hash := make([]int64, len(records)), make([][]byte, len(records)), make([][]byte, len(records))
 	for i, r := range records {
-		seq[i], at[i] = r.Seq, r.Time.UnixMicro()
-		for j, v := range [...]string{r.Actor.Type, r.Actor.ID, r.Actor.Role, r.Source, r.Action, r.Object,
-			r.Conversation, r.Channel, r.Outcome, r.Reason, r.RequestID} {
-			text[j][i] = v
-		}
-		prev[i], hash[i] = r.PrevHash, r.Hash
+		seq[i], prev[i], hash[i] = r.Seq, r.PrevHash, r.Hash
 	}
-	args := []any{pq.Array(seq), pq.Array(at)}
-	for _, col := range text {
-		args = append(args, pq.Array(col))
+	res, err := tx.ExecContext(ctx, `WITH moved AS (DELETE FROM audit_pending WHERE id = ANY($1::bigint[]) RETURNING *)
+		INSERT INTO audit_log (seq, at, actor_type, actor_id, actor_role, source, action, object,
+			conversation_id, channel, outcome, reason, request_id, prev_hash, hash)
+		SELECT c.seq, m.at, m.actor_type, m.actor_id, m.actor_role, m.source, m.action, m.object,
+			m.conversation_id, m.channel, m.outcome, m.reason, m.request_id, c.prev, c.hash
+		FROM moved m JOIN unnest($1::bigint[], $2::bigint[], $3::bytea[], $4::bytea[]) AS c(id, seq, prev, hash) ON c.id = m.id`,
+		pq.Array(ids), pq.Array(seq), pq.Array(prev), pq.Array(hash))
+	if err != nil {
+		return fmt.Errorf("append audit: %w", err)
 	}
-	args = append(args, pq.Array(prev), pq.Array(hash))
-	return `INSERT INTO audit_log (seq, at, actor_type, actor_id, actor_role, source, action, object,
-		conversation_id, channel, outcome, reason, request_id, prev_hash, hash)
-		SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
-			$8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::bytea[], $15::bytea[])`, args
+	if n, err := res.RowsAffected(); err != nil || n != int64(len(ids)) {
+		return fmt.Errorf("append audit: moved %d of %d pending records (%v)", n, len(ids), err)
+	}
+	return nil
 }
 
 // clearStmt deletes chained records from audit_pending, a parameter per id.
@@ -327,7 +325,3 @@ func clearStmt(ids []int64) (string, []any) {
 	return `DELETE FROM audit_pending WHERE id IN (` + strings.TrimSuffix(strings.Repeat("?, ", len(ids)), ", ") + `)`, args
 }
 
-// clearArrays is clearStmt for PostgreSQL, the ids as one array.
-func clearArrays(ids []int64) (string, []any) {
-	return `DELETE FROM audit_pending WHERE id = ANY($1::bigint[])`, []any{pq.Array(ids)}
-}
