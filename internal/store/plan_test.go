@@ -1,6 +1,7 @@
 package store_test
 
 import (
+	"slices"
 	"strings"
 	"testing"
 
@@ -64,5 +65,20 @@ func TestPostgresClaimPlans(t *testing.T) {
 	plan = explain(search, 1, 1, 1, 1, 64)
 	if !strings.Contains(plan, "outbox_undelivered_by_contact") {
 		t.Errorf("search: the plan does not read the index of undelivered rows:\n%s", plan)
+	}
+}
+
+// The queue tables are vacuumed after a thousand dead rows, not PostgreSQL's
+// default of a fifth of the table (migration 12).
+func TestPostgresQueuesVacuumOften(t *testing.T) {
+	s, _ := openPostgres(t, newRing(t))
+	for _, table := range []string{"outbox", "audit_pending"} {
+		var opts []string
+		if err := s.DB().Select(&opts, `SELECT unnest(reloptions) FROM pg_class WHERE relname = $1`, table); err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Contains(opts, "autovacuum_vacuum_threshold=1000") {
+			t.Errorf("%s has storage options %q, want autovacuum_vacuum_threshold=1000", table, opts)
+		}
 	}
 }
