@@ -132,6 +132,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger, opts ...Option) (*Se
 	}
 	s.Worker = &delivery.Worker{Outbox: s.Store, Senders: s.senders, Log: log, Wake: s.wake, Now: s.now,
 		Observe: func(ch engine.Channel, outcome string) { s.metrics.outbound.WithLabelValues(string(ch), outcome).Inc() }}
+	s.metrics.storeMetrics(s.Store.OptimisticCounts)
 	// Whatever writes to the outbox (a webhook, the secure page, a timer, a
 	// clinic's start) has its messages claimed by key at once.
 	s.Store.OnOutbox(func(seqs []int64) {
