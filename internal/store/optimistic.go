@@ -257,7 +257,11 @@ func (t *tx) commitOptimistic(ctx context.Context) error {
 	}
 	var b strings.Builder
 	var args []any
+	// The checks read the CTEs in this order, and so take the
+	// conversation's row lock before any contact's, as a transaction under
+	// locks does: the two cannot deadlock.
 	checks := []string{"(SELECT count(*) FROM seen) = 1"}
+	var contactChecks []string
 	b.WriteString(`WITH seen AS (INSERT INTO inbound_seen (channel, provider_id, seen) VALUES (?, ?, ?)
 		ON CONFLICT DO NOTHING RETURNING 1)`)
 	args = append(args, string(o.seen.ch), o.seen.providerID, micros(t.s.now()))
@@ -265,13 +269,13 @@ func (t *tx) commitOptimistic(ctx context.Context) error {
 		b.WriteString(`, k AS (INSERT INTO contacts (id, channel, address_index, address_sealed, language, opted_out, created)
 			VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (address_index) DO NOTHING RETURNING 1)`)
 		args = append(args, k.id, k.channel, k.index, k.addr, k.language, k.optedOut, k.created)
-		checks = append(checks, "(SELECT count(*) FROM k) = 1")
+		contactChecks = append(contactChecks, "(SELECT count(*) FROM k) = 1")
 	}
 	for i, c := range o.contactUpdates {
 		name := fmt.Sprintf("u%d", i)
 		b.WriteString(`, ` + name + ` AS (UPDATE contacts SET language = ?, opted_out = ? WHERE id = ? RETURNING 1)`)
 		args = append(args, c.Language, c.OptedOut, c.ID)
-		checks = append(checks, "(SELECT count(*) FROM "+name+") = 1")
+		contactChecks = append(contactChecks, "(SELECT count(*) FROM "+name+") = 1")
 	}
 	if r != nil {
 		q, a, err := t.convStmt(r, int64(len(t.lines)))
@@ -310,6 +314,7 @@ func (t *tx) commitOptimistic(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	checks = append(checks, contactChecks...)
 	b.WriteString(` SELECT safeflow_expect(` + strings.Join(checks, " AND ") + `), ` + outboxNumbers)
 	var ok bool
 	var seqs pq.Int64Array
