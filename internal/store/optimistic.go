@@ -24,10 +24,12 @@ import (
 // id is new and the conversation still has the version read, the statement
 // fails and nothing of it stays. Two round trips.
 //
-// Anything else (a second conversation, a secure link, a read the first
-// statement did not make, a lost race, any failed write) sends the message
-// through the transaction under locks instead, from the start: the engine
-// runs again, and no write of the first try remains.
+// Anything else (a second conversation, a read the first statement did not
+// make, a lost race, any failed write) sends the message through the
+// transaction under locks instead, from the start: the engine runs again,
+// and no write of the first try remains. Work that is not a message (its
+// first call is not MarkInboundFind) begins its database transaction at its
+// first call and runs under locks as before.
 
 // errNeedLock is what a transaction without locks answers a call it cannot
 // serve; the store then runs the work again under locks, whatever the
