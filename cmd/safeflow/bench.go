@@ -122,7 +122,7 @@ func runBench(ctx context.Context, stdout, stderr io.Writer, cfg loadgen.BenchCo
 	if slices.Contains(cfg.Databases, loadgen.Postgres) {
 		pg := &benchPostgres{progress: stderr}
 		defer pg.stop()
-		cfg.Postgres = pg.database
+		cfg.Postgres, cfg.PostgresPID = pg.database, pg.pid
 		if pgVersion, err = pg.version(ctx); err != nil {
 			return err
 		}
@@ -214,6 +214,19 @@ func (p *benchPostgres) version(ctx context.Context) (string, error) {
 		v += " (throwaway server: fsync, synchronous_commit and full_page_writes off)"
 	}
 	return v, nil
+}
+
+// pid returns the process id of the throwaway server, or 0 when the bench
+// did not start one.
+func (p *benchPostgres) pid() int {
+	if p.srv == nil {
+		return 0
+	}
+	pid, err := p.srv.PID()
+	if err != nil {
+		return 0
+	}
+	return pid
 }
 
 func (p *benchPostgres) stop() {

@@ -68,6 +68,10 @@ type BenchConfig struct {
 	// Postgres returns the URL of a database for the phase called name,
 	// empty unless the operator named one.
 	Postgres func(ctx context.Context, name string) (string, error)
+	// PostgresPID, when set, returns the process id of the PostgreSQL
+	// server the bench started (its postmaster), or 0, so that its CPU is
+	// counted.
+	PostgresPID func() int
 	// Profile, when set, is called around the end-to-end run of each
 	// database (to take a CPU profile); it returns the function that ends
 	// it.
@@ -115,6 +119,9 @@ type BenchRow struct {
 	TripElapsed              time.Duration
 	// TripRun is the run whose round trips were counted.
 	TripRun *Result
+	// E2ECPU and RawCPU are the CPU the headline end-to-end run and the raw
+	// run used, when it could be read.
+	E2ECPU, RawCPU *CPUUse
 }
 
 // Bench runs every phase in turn and returns the figures. It stops at the
@@ -180,7 +187,7 @@ func (b *bench) database(ctx context.Context, db string) (*BenchRow, error) {
 	if e2e, err = b.endToEnd(ctx, db, "bench_e2e", DeliverDiscard, 0, true); err != nil {
 		return nil, err
 	}
-	row.E2E, row.E2ECheck, row.PoolWait, row.Waits = e2e.res, e2e.check, e2e.poolWait, e2e.waits
+	row.E2E, row.E2ECheck, row.PoolWait, row.Waits, row.E2ECPU = e2e.res, e2e.check, e2e.poolWait, e2e.waits, e2e.cpu
 	b.progress("%s: end to end, outbound delivered to a loopback Messages API", db)
 	if delivery, err = b.endToEnd(ctx, db, "bench_delivery", DeliverLoopback, 0, false); err != nil {
 		return nil, err
@@ -191,9 +198,11 @@ func (b *bench) database(ctx context.Context, db string) (*BenchRow, error) {
 	if err != nil {
 		return nil, err
 	}
+	cpu := b.cpuMeter(db)
 	if row.Raw, err = RawTx(ctx, RawConfig{DSN: dsn, Workers: b.cfg.Contacts, Duration: b.cfg.Duration, MaxMessages: b.cfg.MaxMessages}); err != nil {
 		return nil, err
 	}
+	row.RawCPU = cpu()
 	row.PacedRate = b.cfg.Rate
 	if row.PacedRate <= 0 {
 		row.PacedRate = row.E2E.Rate() / 2
@@ -221,6 +230,26 @@ type phase struct {
 	check    Verification
 	poolWait time.Duration
 	waits    *WaitProfile
+	cpu      *CPUUse
+}
+
+// cpuMeter starts counting the CPU used from now on, by this process and
+// by db's server when the bench started it; the function it returns reads
+// the count, or nil when /proc cannot be read.
+func (b *bench) cpuMeter(db string) func() *CPUUse {
+	pid := 0
+	if db == Postgres && b.cfg.PostgresPID != nil {
+		pid = b.cfg.PostgresPID()
+	}
+	start, ok := ReadCPU(pid)
+	return func() *CPUUse {
+		end, endOK := ReadCPU(pid)
+		if !ok || !endOK {
+			return nil
+		}
+		used := end.Sub(start)
+		return &used
+	}
 }
 
 // endToEnd starts a service on a fresh database, runs the scripts against
@@ -251,8 +280,13 @@ func (b *bench) endToEnd(ctx context.Context, db, name string, d Delivery, rate 
 		}
 	}
 	pool := svc.Server.Store.DB().Stats()
+	cpu := b.cpuMeter(db)
 	res, err := Run(ctx, b.runConfig(svc.Target(), svc.Start, rate, b.cfg.MaxMessages))
 	p := &phase{res: res, poolWait: svc.Server.Store.DB().Stats().WaitDuration - pool.WaitDuration}
+	if headline {
+		// Before the service closes: its backends' CPU is still theirs.
+		p.cpu = cpu()
+	}
 	if sampler != nil {
 		w := sampler.Stop()
 		p.waits = &w
@@ -408,8 +442,40 @@ func (r *BenchReport) Write(w io.Writer) {
 	}
 	r.writeGoals(w)
 	r.writeWaits(w)
+	r.writeCPU(w)
 	r.writeTrips(w)
 	r.writeProblems(w)
+}
+
+// writeCPU reports the CPU a message cost in the headline run and a
+// transaction in the raw run, this process's (service and load client)
+// apart from PostgreSQL's.
+func (r *BenchReport) writeCPU(w io.Writer) {
+	var rows []*BenchRow
+	for _, row := range r.Rows {
+		if row.E2ECPU != nil && row.RawCPU != nil {
+			rows = append(rows, row)
+		}
+	}
+	if len(rows) == 0 {
+		return
+	}
+	fmt.Fprintln(w, "\nCPU time per message end to end, and per raw transaction (from /proc; SQLite runs inside this process):")
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "db\te2e: service + client\te2e: PostgreSQL\traw: this process\traw: PostgreSQL\t")
+	per := func(d time.Duration, n int, ok bool) string {
+		if !ok || n == 0 {
+			return "-"
+		}
+		return fmt.Sprintf("%.0f µs", float64(d.Microseconds())/float64(n))
+	}
+	for _, row := range rows {
+		n := row.E2E.Messages + row.E2E.WarmupMessages
+		e, raw := row.E2ECPU, row.RawCPU
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t\n", row.DB, per(e.Self, n, true), per(e.Server, n, e.ServerOK),
+			per(raw.Self, row.Raw.Messages, true), per(raw.Server, row.Raw.Messages, raw.ServerOK))
+	}
+	tw.Flush()
 }
 
 func (r *BenchReport) writeGoals(w io.Writer) {

@@ -147,6 +147,17 @@ func (s *Server) URL(db string) string {
 	return fmt.Sprintf("postgres://postgres@127.0.0.1:%d/%s?sslmode=disable", s.port, url.PathEscape(db))
 }
 
+// PID returns the process id of s's postmaster, from its postmaster.pid
+// file.
+func (s *Server) PID() (int, error) {
+	data, err := os.ReadFile(filepath.Join(s.base, "data", "postmaster.pid"))
+	if err != nil {
+		return 0, err
+	}
+	first, _, _ := strings.Cut(string(data), "\n")
+	return strconv.Atoi(strings.TrimSpace(first))
+}
+
 // validDBName matches the names CreateDB accepts: plain lower-case SQL
 // identifiers, which need no quoting in URLs or in psql.
 var validDBName = regexp.MustCompile(`^[a-z_][a-z0-9_]{0,62}$`)
