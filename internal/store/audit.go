@@ -324,4 +324,3 @@ func clearStmt(ids []int64) (string, []any) {
 	}
 	return `DELETE FROM audit_pending WHERE id IN (` + strings.TrimSuffix(strings.Repeat("?, ", len(ids)), ", ") + `)`, args
 }
-
