@@ -50,6 +50,7 @@ type Worker struct {
 
 	mu    sync.Mutex
 	hints []int64
+	ready []store.Pending
 }
 
 // maxHints bounds the rows waiting to be claimed by hint; beyond it, hints
@@ -69,13 +70,29 @@ func (w *Worker) Hint(seqs ...int64) {
 	}
 }
 
-// takeHints returns the hinted rows and forgets them.
-func (w *Worker) takeHints() []int64 {
+// Take hands the worker what a commit wrote (see store.OnOutbox): messages
+// inserted claimed, to send without claiming them, and the IDs of the
+// others, as Hint. Send on Wake afterwards. Beyond maxHints waiting,
+// messages are dropped: their lease ends and the search finds them.
+func (w *Worker) Take(claimed []store.Pending, rest []int64) {
+	w.mu.Lock()
+	for _, p := range claimed {
+		if len(w.ready) < maxHints {
+			w.ready = append(w.ready, p)
+		}
+	}
+	w.mu.Unlock()
+	w.Hint(rest...)
+}
+
+// take returns the messages handed over claimed and the hinted rows, and
+// forgets them. Both at once: a hinted row may wait behind a claimed one.
+func (w *Worker) take() ([]store.Pending, []int64) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	h := w.hints
-	w.hints = nil
-	return h
+	r, h := w.ready, w.hints
+	w.ready, w.hints = nil, nil
+	return r, h
 }
 
 func (w *Worker) defaults() {
@@ -113,7 +130,12 @@ func (w *Worker) Run(ctx context.Context) {
 	// test's.
 	var search time.Time
 	for {
-		n, err := w.drainHinted(ctx)
+		ready, hints := w.take()
+		if err := w.deliverAll(ctx, ready); err != nil && ctx.Err() == nil {
+			w.Log.Error("outbox", "err", err)
+		}
+		n, err := w.drainHinted(ctx, hints, len(ready) > 0)
+		n += len(ready)
 		if err != nil && ctx.Err() == nil {
 			w.Log.Error("outbox", "err", err)
 		}
@@ -152,11 +174,11 @@ func (w *Worker) search(ctx context.Context, settle time.Duration) (int, error) 
 
 // drainHinted claims and delivers the hinted rows it can and returns how
 // many it tried. A row left behind an older message to the same contact is
-// hinted again when the batch made progress: it is usually the next message
-// of the same reply, claimable once the first is sent. Otherwise the
-// search finds it when its turn comes.
-func (w *Worker) drainHinted(ctx context.Context) (int, error) {
-	seqs := w.takeHints()
+// hinted again when the worker made progress (delivered, a claimed message
+// before the hints included): it is usually the next message of the same
+// reply, claimable once the first is sent. Otherwise the search finds it
+// when its turn comes.
+func (w *Worker) drainHinted(ctx context.Context, seqs []int64, progress bool) (int, error) {
 	if len(seqs) == 0 {
 		return 0, nil
 	}
@@ -165,7 +187,7 @@ func (w *Worker) drainHinted(ctx context.Context) (int, error) {
 		return 0, err
 	}
 	err = w.deliverAll(ctx, batch)
-	if len(batch) > 0 {
+	if len(batch) > 0 || progress {
 		claimed := make(map[int64]bool, len(batch))
 		for _, p := range batch {
 			claimed[p.ID] = true

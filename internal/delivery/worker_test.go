@@ -191,3 +191,44 @@ func TestHintBehindAFailedMessageIsNotRetriedInALoop(t *testing.T) {
 		t.Errorf("sent %q, want %q", got, want)
 	}
 }
+
+// Messages inserted claimed are sent as handed over, with no claim at all;
+// the rest of their reply follows by hint once they are sent.
+func TestMessagesInsertedClaimedGoOutUnclaimed(t *testing.T) {
+	s := openStore(t)
+	p := &phone{}
+	wake := make(chan struct{}, 1)
+	w := &delivery.Worker{Outbox: s, Senders: map[engine.Channel]engine.Sender{engine.SMS: p}, Wake: wake, Poll: time.Hour}
+	s.OnOutbox(func(claimed []store.Pending, rest []int64) {
+		w.Take(claimed, rest)
+		select {
+		case wake <- struct{}{}:
+		default:
+		}
+	})
+	start(t, w)
+	waitFor(t, "the search at start", func() bool { return s.searches.Load() == 1 })
+	write(t, s, "+15550100001", "ana 1", "ana 2")
+	write(t, s, "+15550100002", "ben 1")
+	waitFor(t, "three messages sent", func() bool { return len(p.sent()) == 3 })
+	var ana []string
+	for _, m := range p.sent() {
+		if m[:3] == "ana" {
+			ana = append(ana, m)
+		}
+	}
+	if want := []string{"ana 1", "ana 2"}; !slices.Equal(ana, want) {
+		t.Errorf("ana received %q, want %q in order", ana, want)
+	}
+	// ana 2 alone was claimed (by hint): ana 1 and ben 1 came claimed.
+	if n := s.byRow.Load(); n != 1 {
+		t.Errorf("%d claims by row, want 1 (ana 2's)", n)
+	}
+	if n := s.searches.Load(); n != 1 {
+		t.Errorf("the outbox was searched %d times, want only at start", n)
+	}
+	waitFor(t, "every message marked sent", func() bool {
+		pending, _, err := s.OutboxCounts(context.Background())
+		return err == nil && pending == 0
+	})
+}

@@ -134,9 +134,10 @@ func New(ctx context.Context, cfg Config, log *slog.Logger, opts ...Option) (*Se
 		Observe: func(ch engine.Channel, outcome string) { s.metrics.outbound.WithLabelValues(string(ch), outcome).Inc() }}
 	s.metrics.storeMetrics(s.Store.OptimisticCounts)
 	// Whatever writes to the outbox (a webhook, the secure page, a timer, a
-	// clinic's start) has its messages claimed by key at once.
-	s.Store.OnOutbox(func(seqs []int64) {
-		s.Worker.Hint(seqs...)
+	// clinic's start) has its messages sent at once: each contact's first
+	// inserted claimed, the others claimed by key.
+	s.Store.OnOutbox(func(claimed []store.Pending, rest []int64) {
+		s.Worker.Take(claimed, rest)
 		s.Wake()
 	})
 	s.routes()

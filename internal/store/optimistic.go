@@ -320,13 +320,13 @@ func (t *tx) commitOptimistic(ctx context.Context) error {
 	b.WriteString(` SELECT safeflow_expect(` + strings.Join(checks, " AND ") + `), ` + outboxNumbers)
 	var ok bool
 	var seqs pq.Int64Array
-	var ids pq.StringArray
-	if err := t.queryRow(ctx, sqlx.Rebind(sqlx.DOLLAR, b.String()), args...).Scan(&ok, &seqs, &ids); err != nil {
+	var ids, claimed pq.StringArray
+	if err := t.queryRow(ctx, sqlx.Rebind(sqlx.DOLLAR, b.String()), args...).Scan(&ok, &seqs, &ids, &claimed); err != nil {
 		return err
 	}
 	if r != nil {
 		t.wroteConv(r)
 	}
-	numberOutbox(byKey, seqs, ids)
+	t.numberOutbox(byKey, seqs, ids, claimed)
 	return nil
 }

@@ -106,19 +106,22 @@ func TestClaimOutboxRows(t *testing.T) {
 }
 
 // OnOutbox hears of every committed transaction's outbox rows, alone or in
-// a group commit, and of none that rolled back.
+// a group commit, and of none that rolled back. Each transaction's first
+// message to a contact with nothing undelivered is inserted claimed, and
+// handed over whole; the others by number.
 func TestOnOutboxHearsOfCommittedRows(t *testing.T) {
 	for _, b := range backends {
 		t.Run(b.name, func(t *testing.T) {
 			s, _ := b.open(t, newRing(t))
 			var mu sync.Mutex
-			var heard []int64
-			s.OnOutbox(func(seqs []int64) {
+			var claimed []store.Pending
+			var rest []int64
+			s.OnOutbox(func(c []store.Pending, r []int64) {
 				mu.Lock()
-				heard = append(heard, seqs...)
+				claimed, rest = append(claimed, c...), append(rest, r...)
 				mu.Unlock()
 			})
-			var want []int64
+			var wantClaimed, wantRest []int64
 			var wmu sync.Mutex
 			var wg sync.WaitGroup
 			for i := range 12 {
@@ -127,7 +130,7 @@ func TestOnOutboxHearsOfCommittedRows(t *testing.T) {
 					defer wg.Done()
 					out := storetest.WriteOutbound(t, s, fmt.Sprintf("+1555010%04d", i), "one", "two")
 					wmu.Lock()
-					want = append(want, out[0].ID, out[1].ID)
+					wantClaimed, wantRest = append(wantClaimed, out[0].ID), append(wantRest, out[1].ID)
 					wmu.Unlock()
 				}()
 			}
@@ -142,11 +145,82 @@ func TestOnOutboxHearsOfCommittedRows(t *testing.T) {
 				t.Fatal("the failing transaction committed")
 			}
 			mu.Lock()
+			var gotClaimed []int64
+			for _, p := range claimed {
+				gotClaimed = append(gotClaimed, p.ID)
+				if p.Text != "one" || p.Key == "" {
+					t.Errorf("handed over claimed %q with key %q; want each transaction's first message, with its row id", p.Text, p.Key)
+				}
+			}
+			for _, ids := range [][]int64{gotClaimed, rest, wantClaimed, wantRest} {
+				slices.Sort(ids)
+			}
+			if !slices.Equal(gotClaimed, wantClaimed) || !slices.Equal(rest, wantRest) {
+				t.Errorf("heard of claimed rows %v and others %v; want %v and %v", gotClaimed, rest, wantClaimed, wantRest)
+			}
+			mu.Unlock()
+			// A later message to a contact whose earlier one is
+			// undelivered waits its turn: not claimed.
+			later := storetest.WriteOutbound(t, s, "+15550200000", "first")
+			mu.Lock()
+			claimed = claimed[:0]
+			rest = rest[:0]
+			mu.Unlock()
+			err = s.Tx(context.Background(), func(tx engine.Tx) error {
+				return tx.Append(context.Background(), nil, []*engine.Outbound{{ConversationID: later[0].ConversationID,
+					ContactID: later[0].ContactID, Channel: engine.SMS, Address: "+15550200000", Text: "second"}}, nil)
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			mu.Lock()
 			defer mu.Unlock()
-			slices.Sort(heard)
-			slices.Sort(want)
-			if !slices.Equal(heard, want) {
-				t.Errorf("heard of rows %v, want the committed %v", heard, want)
+			if len(claimed) != 0 || len(rest) != 1 {
+				t.Errorf("behind an undelivered message: %d claimed, %d by number; want 0 and 1", len(claimed), len(rest))
+			}
+		})
+	}
+}
+
+// Rows inserted claimed are leased: the search leaves them alone until the
+// lease ends, and they are handed over with what the worker needs to send
+// them.
+func TestRowsInsertedClaimed(t *testing.T) {
+	for _, b := range backends {
+		t.Run(b.name, func(t *testing.T) {
+			ctx := context.Background()
+			s, _ := b.open(t, newRing(t))
+			var claimed []store.Pending
+			var rest []int64
+			s.OnOutbox(func(c []store.Pending, r []int64) { claimed, rest = append(claimed, c...), append(rest, r...) })
+			out := storetest.WriteOutbound(t, s, "+15550300000", "one", "two")
+			if len(claimed) != 1 || len(rest) != 1 || rest[0] != out[1].ID {
+				t.Fatalf("claimed %d, by number %v; want one each, the second by number %d", len(claimed), rest, out[1].ID)
+			}
+			p := claimed[0]
+			if p.ID != out[0].ID || p.Key == "" || p.Text != "one" || p.Address != "+15550300000" || p.Outbound == out[0] {
+				t.Errorf("handed over %+v; want a copy of the first message with its row id", p)
+			}
+			now := time.Now()
+			if got, err := s.ClaimOutbox(ctx, now, now, time.Minute, 64); err != nil || len(got) != 0 {
+				t.Errorf("the search claimed %q, %v, during the lease", texts(got), err)
+			}
+			if got, err := s.ClaimOutboxRows(ctx, now, time.Minute, []int64{out[1].ID}); err != nil || len(got) != 0 {
+				t.Errorf("claimed %q, %v, behind the leased first message", texts(got), err)
+			}
+			if err := s.MarkSent(ctx, store.Sent{Key: p.Key, ProviderID: "SM1"}); err != nil {
+				t.Fatal(err)
+			}
+			if got, err := s.ClaimOutboxRows(ctx, now, time.Minute, []int64{out[1].ID}); err != nil || !slices.Equal(texts(got), []string{"two"}) {
+				t.Errorf("after the first was sent, claimed %q, %v; want two", texts(got), err)
+			}
+			// Unsent, a message inserted claimed comes back when its lease
+			// ends, as does "two", claimed above and never marked sent.
+			again := storetest.WriteOutbound(t, s, "+15550300001", "lost")
+			later := time.Now().Add(2 * time.Minute)
+			got, err := s.ClaimOutbox(ctx, later, later, time.Minute, 64)
+			if err != nil || !slices.Equal(texts(got), []string{"two", "lost"}) || got[1].ID != again[0].ID {
+				t.Errorf("after the leases, the search claimed %q, %v; want two and lost", texts(got), err)
 			}
 		})
 	}

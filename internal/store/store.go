@@ -17,6 +17,7 @@ import (
 	"net/url"
 	"path"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -59,15 +60,19 @@ type Store struct {
 	// head is the audit chain's head as this store last wrote it (SQLite).
 	head headCache
 	// written, when set, is told the outbox rows each commit wrote.
-	written atomic.Pointer[func(seqs []int64)]
+	written atomic.Pointer[func(claimed []Pending, rest []int64)]
 }
 
 // OnOutbox sets fn to be called after every commit of an engine
-// transaction that wrote outbox rows, with their sequence numbers (the
-// messages' IDs): the delivery worker claims them by key instead of
-// searching the outbox. fn runs on the committing goroutine and must not
-// block.
-func (s *Store) OnOutbox(fn func(seqs []int64)) { s.written.Store(&fn) }
+// transaction that wrote outbox rows. claimed are the rows inserted already
+// claimed for delivery (leased for a minute, as ClaimOutbox leases them):
+// fn's caller must send them, or they wait for the lease to end. rest are
+// the sequence numbers (the messages' IDs) of the others, to claim with
+// ClaimOutboxRows instead of searching the outbox. fn runs on the
+// committing goroutine and must not block.
+//
+// Without OnOutbox, rows are inserted unclaimed, for ClaimOutbox to find.
+func (s *Store) OnOutbox(fn func(claimed []Pending, rest []int64)) { s.written.Store(&fn) }
 
 // committed tells OnOutbox's function what the committed transactions
 // wrote to the outbox.
@@ -76,14 +81,24 @@ func (s *Store) committed(txs ...*tx) {
 	if fn == nil {
 		return
 	}
-	var seqs []int64
+	var claimed []Pending
+	var rest []int64
 	for _, t := range txs {
 		for _, o := range t.out {
-			seqs = append(seqs, o.ID)
+			key := t.keys[o]
+			if !t.born[key] {
+				rest = append(rest, o.ID)
+				continue
+			}
+			// The engine may reuse its messages once the transaction is
+			// over: the worker gets copies.
+			m := *o
+			m.Choices = slices.Clone(o.Choices)
+			claimed = append(claimed, Pending{Outbound: &m, Key: key})
 		}
 	}
-	if len(seqs) > 0 {
-		(*fn)(seqs)
+	if len(claimed) > 0 || len(rest) > 0 {
+		(*fn)(claimed, rest)
 	}
 }
 

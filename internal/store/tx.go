@@ -38,6 +38,10 @@ type tx struct {
 	// opt is the state of a PostgreSQL transaction that runs without locks
 	// (optimistic.go); nil for every other transaction.
 	opt *optimistic
+	// keys holds the outbox row id of each outbound message written, and
+	// born those whose row was inserted already claimed for delivery.
+	keys map[*engine.Outbound]string
+	born map[string]bool
 }
 
 // convRow is a conversation this transaction loaded or saved.
@@ -728,20 +732,18 @@ func (t *tx) writeOutbox(ctx context.Context) error {
 			return err
 		}
 		// RETURNING gives rows in no promised order: match them by id.
-		rows, err := t.query(ctx, t.s.q(query+` RETURNING seq, id`), args...)
+		rows, err := t.query(ctx, t.s.q(query+` RETURNING seq, id, status`), args...)
 		if err != nil {
 			return fmt.Errorf("save outbox: %w", err)
 		}
 		defer rows.Close()
 		for rows.Next() {
 			var seq int64
-			var id string
-			if err := rows.Scan(&seq, &id); err != nil {
+			var id, status string
+			if err := rows.Scan(&seq, &id, &status); err != nil {
 				return fmt.Errorf("save outbox: %w", err)
 			}
-			if o := byKey[id]; o != nil {
-				o.ID = seq
-			}
+			t.numbered(byKey, seq, id, status == "sending")
 		}
 		if err := rows.Err(); err != nil {
 			return fmt.Errorf("save outbox: %w", err)
@@ -752,10 +754,18 @@ func (t *tx) writeOutbox(ctx context.Context) error {
 
 // outboxStmt returns the INSERT of outbound messages [from, to) and the
 // messages by their new row ids.
+//
+// When someone delivers what commits write (OnOutbox), the first message
+// of the transaction to each contact is inserted already claimed, leased as
+// ClaimOutbox would, unless an older message to the contact is undelivered:
+// the worker gets it from the commit and sends it without claiming it.
 func (t *tx) outboxStmt(from, to int) (string, []any, map[string]*engine.Outbound, error) {
-	now := micros(t.s.now())
-	args := make([]any, 0, (to-from)*10)
+	now := t.s.now()
+	claimAtBirth := t.s.written.Load() != nil
+	args := make([]any, 0, (to-from)*12)
+	rows := make([]string, 0, to-from)
 	byKey := make(map[string]*engine.Outbound, to-from)
+	first := map[string]bool{}
 	for _, o := range t.out[from:to] {
 		id := newID()
 		byKey[id] = o
@@ -771,10 +781,47 @@ func (t *tx) outboxStmt(from, to int) (string, []any, map[string]*engine.Outboun
 		if err != nil {
 			return "", nil, nil, fmt.Errorf("save outbox: %w", err)
 		}
-		args = append(args, id, o.ConversationID, o.ContactID, string(o.Channel), addr, body, o.Link, now, now, now)
+		args = append(args, id, o.ConversationID, o.ContactID, string(o.Channel), addr, body, o.Link)
+		if claimAtBirth && from == 0 && !first[o.ContactID] {
+			first[o.ContactID] = true
+			rows = append(rows, `(?, ?, ?, ?, ?, ?, ?, CASE WHEN `+olderUndelivered+` THEN 'pending' ELSE 'sending' END,
+				CASE WHEN `+olderUndelivered+` THEN CAST(? AS BIGINT) ELSE CAST(? AS BIGINT) END, ?, ?)`)
+			args = append(args, o.ContactID, o.ContactID, micros(now), micros(now.Add(birthLease)), micros(now), micros(now))
+			continue
+		}
+		rows = append(rows, `(?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?)`)
+		args = append(args, micros(now), micros(now), micros(now))
 	}
 	return `INSERT INTO outbox (id, conversation_id, contact_id, channel, address_sealed,
-			body_sealed, link, next_attempt, created, updated) VALUES ` + values(to-from, 10), args, byKey, nil
+			body_sealed, link, status, next_attempt, created, updated) VALUES ` + strings.Join(rows, ", "), args, byKey, nil
+}
+
+// olderUndelivered is true when the contact named by its parameter has a
+// message not yet delivered.
+const olderUndelivered = `EXISTS (SELECT 1 FROM outbox p WHERE p.contact_id = ? AND p.status IN ('pending', 'sending'))`
+
+// birthLease is the lease of a message inserted already claimed: the
+// delivery worker's default lease.
+const birthLease = time.Minute
+
+// numbered records an inserted outbox row: the message's ID, its row id,
+// and whether it was inserted claimed.
+func (t *tx) numbered(byKey map[string]*engine.Outbound, seq int64, id string, claimed bool) {
+	o := byKey[id]
+	if o == nil {
+		return
+	}
+	o.ID = seq
+	if t.keys == nil {
+		t.keys = map[*engine.Outbound]string{}
+	}
+	t.keys[o] = id
+	if claimed {
+		if t.born == nil {
+			t.born = map[string]bool{}
+		}
+		t.born[id] = true
+	}
 }
 
 // writeAudit chains the transaction's events after the log's head and
@@ -828,15 +875,15 @@ func (t *tx) commitCombined(ctx context.Context, r *convRow) error {
 	b.WriteString(` SELECT (SELECT count(*) FROM c), ` + outboxNumbers)
 	var written int
 	var seqs pq.Int64Array
-	var ids pq.StringArray
-	if err := t.queryRow(ctx, t.s.q(b.String()), args...).Scan(&written, &seqs, &ids); err != nil {
+	var ids, claimed pq.StringArray
+	if err := t.queryRow(ctx, t.s.q(b.String()), args...).Scan(&written, &seqs, &ids, &claimed); err != nil {
 		return t.convError(r.c, err)
 	}
 	if written != 1 {
 		return fmt.Errorf("save conversation %s: %w", r.c.ID, engine.ErrNotFound)
 	}
 	t.wroteConv(r)
-	numberOutbox(byKey, seqs, ids)
+	t.numberOutbox(byKey, seqs, ids, claimed)
 	return nil
 }
 
@@ -859,10 +906,10 @@ func (t *tx) linesOutboxAudit(b *strings.Builder, args []any) ([]any, map[string
 			return nil, nil, err
 		}
 		byKey = keys
-		b.WriteString(", o AS (" + q + " RETURNING seq, id)")
+		b.WriteString(", o AS (" + q + " RETURNING seq, id, status)")
 		args = append(args, a...)
 	} else {
-		b.WriteString(", o AS (SELECT 0::bigint AS seq, ''::text AS id WHERE false)")
+		b.WriteString(", o AS (SELECT 0::bigint AS seq, ''::text AS id, ''::text AS status WHERE false)")
 	}
 	if len(t.events) > 0 {
 		q, a := pendingStmt(t.auditRecords(), t.s.now)
@@ -872,16 +919,20 @@ func (t *tx) linesOutboxAudit(b *strings.Builder, args []any) ([]any, map[string
 	return args, byKey, nil
 }
 
-// outboxNumbers selects the numbers and ids of the rows of the CTE o.
-const outboxNumbers = `COALESCE((SELECT array_agg(o.seq) FROM o), '{}'), COALESCE((SELECT array_agg(o.id) FROM o), '{}')`
+// outboxNumbers selects the numbers and ids of the rows of the CTE o, and
+// the ids of those inserted claimed.
+const outboxNumbers = `COALESCE((SELECT array_agg(o.seq) FROM o), '{}'), COALESCE((SELECT array_agg(o.id) FROM o), '{}'),
+	COALESCE((SELECT array_agg(o.id) FROM o WHERE o.status = 'sending'), '{}')`
 
-// numberOutbox gives each outbound message its row's number, matching the
-// rows by id (RETURNING promises no order).
-func numberOutbox(byKey map[string]*engine.Outbound, seqs []int64, ids []string) {
+// numberOutbox records the rows of the CTE o (see numbered), matching
+// them by id: RETURNING promises no order.
+func (t *tx) numberOutbox(byKey map[string]*engine.Outbound, seqs []int64, ids, claimed []string) {
+	born := make(map[string]bool, len(claimed))
+	for _, id := range claimed {
+		born[id] = true
+	}
 	for i, id := range ids {
-		if o := byKey[id]; o != nil {
-			o.ID = seqs[i]
-		}
+		t.numbered(byKey, seqs[i], id, born[id])
 	}
 }
 
