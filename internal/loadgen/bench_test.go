@@ -81,6 +81,15 @@ func TestBenchMeasuresEveryPhase(t *testing.T) {
 			t.Errorf("round trips counted over %d webhooks, of a run with %d warm-up and %d measured; want every webhook of a run without warm-up",
 				row.TripMessages, row.TripRun.WarmupMessages, row.TripRun.Messages)
 		}
+		// Every webhook of the census was a message transaction, on
+		// PostgreSQL tried without locks first.
+		if row.DB == Postgres && (row.TripUnlocked == 0 || row.TripUnlocked+row.TripFallbacks != int64(row.TripMessages)) {
+			t.Errorf("census: %d written without locks and %d under locks, of %d webhooks; want each once, most without",
+				row.TripUnlocked, row.TripFallbacks, row.TripMessages)
+		}
+		if row.E2ECPU == nil || row.RawCPU == nil || row.E2ECPU.Self <= 0 {
+			t.Errorf("%s: CPU time %+v and %+v; want both read", row.DB, row.E2ECPU, row.RawCPU)
+		}
 		for name, res := range map[string]*Result{"e2e": row.E2E, "paced": row.Paced} {
 			if res.WarmupMessages == 0 {
 				t.Errorf("%s %s: no warm-up traffic", row.DB, name)
@@ -92,7 +101,7 @@ func TestBenchMeasuresEveryPhase(t *testing.T) {
 	for _, want := range []string{
 		"e2e msgs/s", "HTTP ceiling msgs/s", "raw DB tx/s", "e2e/raw", "e2e/HTTP",
 		"sqlite", "postgres", "With real delivery", "Paced", "Goals:", "round trips per message",
-		"waiting for a store connection", "busy backends", "transactions)",
+		"waiting for a store connection", "busy backends", "transactions)", "written without locks", "CPU time per message",
 		"Every webhook was answered 200",
 	} {
 		if !strings.Contains(out.String(), want) {
