@@ -10,7 +10,6 @@ import (
 	"github.com/lib/pq"
 
 	"github.com/safeflow/safeflow/engine"
-	"github.com/safeflow/safeflow/internal/seal"
 )
 
 // On PostgreSQL every statement is a round trip, and a round trip wakes the
@@ -58,14 +57,6 @@ type optimistic struct {
 type seenMark struct {
 	ch         engine.Channel
 	providerID string
-}
-
-type contactInsert struct {
-	id, channel string
-	index, addr []byte
-	language    string
-	optedOut    bool
-	created     int64
 }
 
 // lockNeeded marks the transaction as needing locks and returns
@@ -129,10 +120,7 @@ func (s *Store) finishOptimistic(ctx context.Context, t *tx, err error) (done bo
 		return false, nil
 	}
 	s.unlocked.Add(1)
-	s.committed(t)
-	if len(t.unprepared) > 0 {
-		s.prepare(ctx, t.unprepared)
-	}
+	s.afterCommit(ctx, t)
 	return true, nil
 }
 
@@ -202,25 +190,19 @@ func (o *optimistic) saveContact(t *tx, c *engine.Contact) error {
 		o.contactUpdates = append(o.contactUpdates, &engine.Contact{ID: c.ID, Language: c.Language, OptedOut: c.OptedOut})
 		return nil
 	}
-	if c.Channel == "" {
-		return errors.New("save contact: a new contact needs a channel")
-	}
 	if o.newContact != nil {
 		return t.lockNeeded()
 	}
-	id := newID()
-	addr, err := t.s.ring.SealString(c.Address, seal.AD{Table: "contacts", Column: "address", Row: id})
+	k, err := t.newContactRow(c)
 	if err != nil {
 		return err
 	}
-	o.newContact = &contactInsert{id: id, channel: string(c.Channel), index: t.s.ring.Index(string(c.Channel), c.Address),
-		addr: addr, language: c.Language, optedOut: c.OptedOut, created: micros(t.s.now())}
-	c.ID = id
+	o.newContact, c.ID = k, k.id
 	// A new contact has no conversation to look up.
 	if t.prefetched == nil {
 		t.prefetched = map[string]bool{}
 	}
-	t.prefetched[id] = true
+	t.prefetched[k.id] = true
 	return nil
 }
 
@@ -268,9 +250,8 @@ func (t *tx) commitOptimistic(ctx context.Context) error {
 		ON CONFLICT DO NOTHING RETURNING 1)`)
 	args = append(args, string(o.seen.ch), o.seen.providerID, micros(t.s.now()))
 	if k := o.newContact; k != nil {
-		b.WriteString(`, k AS (INSERT INTO contacts (id, channel, address_index, address_sealed, language, opted_out, created)
-			VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (address_index) DO NOTHING RETURNING 1)`)
-		args = append(args, k.id, k.channel, k.index, k.addr, k.language, k.optedOut, k.created)
+		b.WriteString(`, k AS (` + insertContact + ` RETURNING 1)`)
+		args = append(args, k.args()...)
 		contactChecks = append(contactChecks, "(SELECT count(*) FROM k) = 1")
 	}
 	for i, c := range o.contactUpdates {

@@ -454,8 +454,20 @@ func (s *Store) Tx(ctx context.Context, fn func(engine.Tx) error) error {
 // fn's first call, and a message (whose first call is MarkInboundFind) is
 // tried without one first (optimistic.go).
 func (s *Store) tx(ctx context.Context, fn func(engine.Tx) error) error {
+	return s.runTx(ctx, fn, true)
+}
+
+// runTx runs fn once on PostgreSQL. With tryUnlocked, the database
+// transaction begins with fn's first call, and a message (whose first call
+// is MarkInboundFind) is tried without one; otherwise, and for the run
+// under locks that follows a refused try, it begins at once.
+func (s *Store) runTx(ctx context.Context, fn func(engine.Tx) error, tryUnlocked bool) error {
 	t := newTx(s, nil)
-	t.opt = &optimistic{}
+	if tryUnlocked {
+		t.opt = &optimistic{}
+	} else if err := t.begin(ctx); err != nil {
+		return err
+	}
 	// Roll back on every way out but a commit, a panic in fn included.
 	// (SQLite's transactions go through the group commit.)
 	committed := false
@@ -469,7 +481,7 @@ func (s *Store) tx(ctx context.Context, fn func(engine.Tx) error) error {
 		if done, err := s.finishOptimistic(ctx, t, err); done {
 			return err
 		}
-		return s.lockedTx(ctx, fn)
+		return s.runTx(ctx, fn, false)
 	}
 	if err != nil {
 		return err
@@ -486,41 +498,17 @@ func (s *Store) tx(ctx context.Context, fn func(engine.Tx) error) error {
 	if err := t.tx.Commit(); err != nil {
 		return fmt.Errorf("commit: %w", err)
 	}
-	s.committed(t)
-	if len(t.unprepared) > 0 {
-		s.prepare(ctx, t.unprepared)
-	}
+	s.afterCommit(ctx, t)
 	return nil
 }
 
-// lockedTx runs fn in a database transaction from its start.
-func (s *Store) lockedTx(ctx context.Context, fn func(engine.Tx) error) error {
-	sqltx, err := s.db.BeginTxx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("begin: %w", err)
-	}
-	committed := false
-	defer func() {
-		if !committed {
-			sqltx.Rollback()
-		}
-	}()
-	t := newTx(s, sqltx)
-	if err := fn(pgTx{t}); err != nil {
-		return err
-	}
-	if err := t.commit(ctx); err != nil {
-		return err
-	}
-	committed = true
-	if err := sqltx.Commit(); err != nil {
-		return fmt.Errorf("commit: %w", err)
-	}
+// afterCommit tells OnOutbox's function what a committed PostgreSQL
+// transaction wrote, and prepares the statements it ran unprepared.
+func (s *Store) afterCommit(ctx context.Context, t *tx) {
 	s.committed(t)
 	if len(t.unprepared) > 0 {
 		s.prepare(ctx, t.unprepared)
 	}
-	return nil
 }
 
 // retryable reports whether err is a lost race that a retry resolves.

@@ -248,20 +248,13 @@ func (t *tx) SaveContact(ctx context.Context, c *engine.Contact) error {
 		}
 		return nil
 	}
-	if c.Channel == "" {
-		return errors.New("save contact: a new contact needs a channel")
-	}
-	id := newID()
-	addr, err := t.s.ring.SealString(c.Address, seal.AD{Table: "contacts", Column: "address", Row: id})
+	k, err := t.newContactRow(c)
 	if err != nil {
 		return err
 	}
-	idx := t.s.ring.Index(string(c.Channel), c.Address)
 	// Two first messages of one contact may race: the loser finds the
 	// winner's row instead of failing.
-	res, err := t.tx.ExecContext(ctx, t.s.q(`INSERT INTO contacts (id, channel, address_index, address_sealed, language, opted_out, created)
-		VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (address_index) DO NOTHING`),
-		id, string(c.Channel), idx, addr, c.Language, c.OptedOut, micros(t.s.now()))
+	res, err := t.tx.ExecContext(ctx, t.s.q(insertContact), k.args()...)
 	if err != nil {
 		return err
 	}
@@ -273,8 +266,40 @@ func (t *tx) SaveContact(ctx context.Context, c *engine.Contact) error {
 		*c = *existing
 		return nil
 	}
-	c.ID = id
+	c.ID = k.id
 	return nil
+}
+
+// contactInsert is a new contact's row, its address sealed.
+type contactInsert struct {
+	id, channel string
+	index, addr []byte
+	language    string
+	optedOut    bool
+	created     int64
+}
+
+// insertContact inserts a contactInsert (its args), or nothing when the
+// address is taken.
+const insertContact = `INSERT INTO contacts (id, channel, address_index, address_sealed, language, opted_out, created)
+	VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (address_index) DO NOTHING`
+
+func (k *contactInsert) args() []any {
+	return []any{k.id, k.channel, k.index, k.addr, k.language, k.optedOut, k.created}
+}
+
+// newContactRow gives a new contact an id and seals its row.
+func (t *tx) newContactRow(c *engine.Contact) (*contactInsert, error) {
+	if c.Channel == "" {
+		return nil, errors.New("save contact: a new contact needs a channel")
+	}
+	id := newID()
+	addr, err := t.s.ring.SealString(c.Address, seal.AD{Table: "contacts", Column: "address", Row: id})
+	if err != nil {
+		return nil, err
+	}
+	return &contactInsert{id: id, channel: string(c.Channel), index: t.s.ring.Index(string(c.Channel), c.Address),
+		addr: addr, language: c.Language, optedOut: c.OptedOut, created: micros(t.s.now())}, nil
 }
 
 type convDB struct {
