@@ -10,5 +10,5 @@ func PreparedCount(s *Store) int {
 // ClaimQueries returns the PostgreSQL statements of ClaimOutbox and
 // ClaimOutboxRows, to check their plans.
 func ClaimQueries(s *Store) (search, rows string) {
-	return s.claimQuery(searchWhere), s.claimQuery(pgRowsWhere)
+	return s.claimSearch, s.claimRows
 }

@@ -46,7 +46,7 @@ type outboxDB struct {
 // ClaimOutboxRows, which looks rows up by their sequence numbers, is the
 // cheap way to claim messages just written.
 func (s *Store) ClaimOutbox(ctx context.Context, now, dueBy time.Time, lease time.Duration, limit int) ([]Pending, error) {
-	return s.claim(ctx, now, dueBy, lease, searchWhere, limit)
+	return s.claim(ctx, now, dueBy, lease, s.claimSearch, limit)
 }
 
 // ClaimOutboxRows claims what it can of the given outbox rows (their
@@ -61,17 +61,18 @@ func (s *Store) ClaimOutboxRows(ctx context.Context, now time.Time, lease time.D
 		seqs = seqs[:maxBatch]
 	}
 	if s.pg {
-		return s.claim(ctx, now, now, lease, pgRowsWhere, pq.Array(seqs))
+		return s.claim(ctx, now, now, lease, s.claimRows, pq.Array(seqs))
 	}
 	// One statement for any number of rows, so it is prepared once.
 	list, err := json.Marshal(seqs)
 	if err != nil {
 		return nil, fmt.Errorf("claim outbox: %w", err)
 	}
-	return s.claim(ctx, now, now, lease, olderFirst+`AND o.seq IN (SELECT value FROM json_each(?)) ORDER BY o.seq`, string(list))
+	return s.claim(ctx, now, now, lease, s.claimRows, string(list))
 }
 
-// claimQuery is the statement behind claim.
+// claimQuery is a claim's statement with the condition where; Open keeps
+// the two the store runs (claimSearch, claimRows).
 func (s *Store) claimQuery(where string) string {
 	lock := ""
 	if s.pg {
@@ -93,16 +94,15 @@ const (
 		GROUP BY p.contact_id) ORDER BY o.seq LIMIT ?`
 	olderFirst = `NOT EXISTS (SELECT 1 FROM outbox p WHERE p.contact_id = o.contact_id AND p.seq < o.seq
 		AND p.status IN ('pending', 'sending')) `
-	pgRowsWhere = olderFirst + `AND o.seq = ANY(?::bigint[]) ORDER BY o.seq`
+	pgRowsWhere     = olderFirst + `AND o.seq = ANY(?::bigint[]) ORDER BY o.seq`
+	sqliteRowsWhere = olderFirst + `AND o.seq IN (SELECT value FROM json_each(?)) ORDER BY o.seq`
 )
 
-// claim leases the undelivered rows due by dueBy that where (a condition
-// on o, then the order and limit) selects, and opens them. The outer
-// statement checks again that each row is undelivered and due: on
-// PostgreSQL, a row another node claimed while this statement waited for it
-// is then left alone.
-func (s *Store) claim(ctx context.Context, now, dueBy time.Time, lease time.Duration, where string, whereArgs ...any) ([]Pending, error) {
-	query := s.claimQuery(where)
+// claim leases the undelivered rows due by dueBy that query (a claimQuery)
+// selects, and opens them. The outer statement checks again that each row
+// is undelivered and due: on PostgreSQL, a row another node claimed while
+// this statement waited for it is then left alone.
+func (s *Store) claim(ctx context.Context, now, dueBy time.Time, lease time.Duration, query string, whereArgs ...any) ([]Pending, error) {
 	if dueBy.After(now) {
 		dueBy = now
 	}

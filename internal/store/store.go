@@ -48,6 +48,9 @@ type Store struct {
 	// markAndFind is the PostgreSQL statement behind MarkInboundFind, and
 	// readInbound the one behind it without locks.
 	markAndFind, readInbound string
+	// claimSearch and claimRows are the statements of ClaimOutbox and
+	// ClaimOutboxRows.
+	claimSearch, claimRows string
 	// unlocked and fallbacks count PostgreSQL transactions committed
 	// without locks and those that went on under locks (optimistic.go).
 	unlocked, fallbacks atomic.Int64
@@ -237,6 +240,10 @@ func Open(ctx context.Context, dsn string, ring *seal.Ring, opts ...Option) (*St
 	s.contactWithConv = contactWithConvQuery(s.pg)
 	s.markAndFind = markAndFindQuery()
 	s.readInbound = readInboundQuery()
+	s.claimSearch, s.claimRows = s.claimQuery(searchWhere), s.claimQuery(sqliteRowsWhere)
+	if s.pg {
+		s.claimRows = s.claimQuery(pgRowsWhere)
+	}
 	if !s.pg {
 		s.group = newCommitter(s)
 		if s.ckpt, err = startCheckpointer(sqliteName); err != nil {
