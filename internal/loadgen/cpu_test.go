@@ -1,18 +1,16 @@
+//go:build linux
+
 package loadgen
 
 import (
 	"os"
 	"os/exec"
-	"runtime"
 	"testing"
 )
 
 // ReadCPU counts this process's CPU, and a server's children's, those
-// it has reaped included.
+// it has reaped included. (CPU times come from /proc: Linux only.)
 func TestReadCPU(t *testing.T) {
-	if runtime.GOOS != "linux" {
-		t.Skip("CPU times come from /proc, on Linux only")
-	}
 	before, ok := ReadCPU(os.Getpid())
 	if !ok || !before.ServerOK {
 		t.Fatalf("ReadCPU(%d) = %+v, %v; want both counts", os.Getpid(), before, ok)
