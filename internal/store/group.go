@@ -29,8 +29,11 @@ const maxGroup = 64
 
 // groupReq is one transaction waiting for its group.
 type groupReq struct {
-	ctx  context.Context
-	fn   func(engine.Tx) error
+	ctx context.Context
+	fn  func(engine.Tx) error
+	// t, when set, is a transaction whose reads and engine work are done
+	// (a SQLite message read beside the writer): its turn only writes.
+	t    *tx
 	done chan groupResult
 }
 
@@ -64,7 +67,17 @@ func newCommitter(s *Store) *committer { return &committer{s: s} }
 
 // do runs fn in a group and waits for the group's commit.
 func (c *committer) do(ctx context.Context, fn func(engine.Tx) error) error {
-	r := &groupReq{ctx: ctx, fn: fn, done: make(chan groupResult, 1)}
+	return c.enqueue(&groupReq{ctx: ctx, fn: fn, done: make(chan groupResult, 1)})
+}
+
+// write writes what t buffered in a group and waits for the group's commit.
+func (c *committer) write(ctx context.Context, t *tx) error {
+	return c.enqueue(&groupReq{ctx: ctx, fn: func(engine.Tx) error { return nil }, t: t, done: make(chan groupResult, 1)})
+}
+
+// enqueue queues r and waits for its group's commit, committing groups
+// itself while it leads.
+func (c *committer) enqueue(r *groupReq) error {
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
@@ -187,7 +200,12 @@ func (s *Store) commitGroup(batch []*groupReq) {
 			results[i].err = err
 			continue
 		}
-		t := newTx(s, sqltx)
+		t := r.t
+		if t == nil {
+			t = newTx(s, sqltx)
+		} else {
+			t.tx = sqltx
+		}
 		if len(batch) == 1 {
 			results[i] = runGuarded(r.ctx, t, r.fn)
 		} else {
