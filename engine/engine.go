@@ -118,11 +118,7 @@ var ErrNoConversation = errors.New("no such open conversation")
 func (e *Engine) Handle(ctx context.Context, in Inbound) (*Result, error) {
 	res := &Result{}
 	var r *run
-	run := e.store.Tx
-	if s, ok := e.store.(InboundStore); ok {
-		run = s.InboundTx
-	}
-	err := run(ctx, func(tx Tx) error {
+	err := e.store.Tx(ctx, func(tx Tx) error {
 		*res = Result{}
 		r.release() // when the store retries the transaction
 		r = nil

@@ -17,20 +17,9 @@ type Store interface {
 	// are serialised: on PostgreSQL with row locks (a message is first tried
 	// without them, and its writes land only if its conversation did not
 	// change since it was read; otherwise it runs again under locks), on
-	// SQLite and in memory with a single writer (see InboundStore for a
-	// message's reads on SQLite). A store may run fn more
+	// SQLite and in memory with a single writer. A store may run fn more
 	// than once: only the run that commits counts.
 	Tx(ctx context.Context, fn func(Tx) error) error
-}
-
-// InboundStore is a Store with a way of its own to run the transaction of
-// an inbound message, whose first call is MarkInbound or, when offered,
-// MarkInboundFind. SQLite's store runs the reads and the engine beside its
-// single writer, and only the writes in the writer's turn. As with Tx, fn
-// may run more than once. The engine uses it for Handle when a Store
-// offers it.
-type InboundStore interface {
-	InboundTx(ctx context.Context, fn func(Tx) error) error
 }
 
 // InboundFinder is a Tx that can record a provider message id and find the

@@ -43,17 +43,16 @@ func newMetrics() *metrics {
 	return m
 }
 
-// storeMetrics exposes how message transactions ended: written without
-// locks (on SQLite: read beside the single writer, only the writes in its
-// turn), or gone on under locks (in the writer's turn) after that was
-// refused. counts is Store.OptimisticCounts.
+// storeMetrics exposes how PostgreSQL's message transactions ended: written
+// without locks, or gone on under locks after that was refused. Both stay 0
+// on SQLite. counts is Store.OptimisticCounts.
 func (m *metrics) storeMetrics(counts func() (unlocked, fellBack int64)) {
 	m.reg.MustRegister(
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "safeflow_store_unlocked_writes_total",
-			Help: "Messages written without locks: on PostgreSQL in two round trips, on SQLite with only their writes in the single writer's turn."},
+			Help: "Messages written on PostgreSQL without locks, in two round trips."},
 			func() float64 { u, _ := counts(); return float64(u) }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "safeflow_store_lock_fallbacks_total",
-			Help: "Messages that went on under locks (on SQLite: wholly in the writer's turn) because their write without locks was refused (a race with another message of the conversation, or work it does not cover)."},
+			Help: "Messages on PostgreSQL that went on under locks because their write without locks was refused (a race with another message of the conversation, or work it does not cover)."},
 			func() float64 { _, f := counts(); return float64(f) }),
 	)
 }

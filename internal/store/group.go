@@ -29,11 +29,8 @@ const maxGroup = 64
 
 // groupReq is one transaction waiting for its group.
 type groupReq struct {
-	ctx context.Context
-	fn  func(engine.Tx) error
-	// t, when set, is a transaction whose reads and engine work are done
-	// (a SQLite message read beside the writer): its turn only writes.
-	t    *tx
+	ctx  context.Context
+	fn   func(engine.Tx) error
 	done chan groupResult
 }
 
@@ -67,17 +64,7 @@ func newCommitter(s *Store) *committer { return &committer{s: s} }
 
 // do runs fn in a group and waits for the group's commit.
 func (c *committer) do(ctx context.Context, fn func(engine.Tx) error) error {
-	return c.enqueue(&groupReq{ctx: ctx, fn: fn, done: make(chan groupResult, 1)})
-}
-
-// write writes what t buffered in a group and waits for the group's commit.
-func (c *committer) write(ctx context.Context, t *tx) error {
-	return c.enqueue(&groupReq{ctx: ctx, fn: func(engine.Tx) error { return nil }, t: t, done: make(chan groupResult, 1)})
-}
-
-// enqueue queues r and waits for its group's commit, committing groups
-// itself while it leads.
-func (c *committer) enqueue(r *groupReq) error {
+	r := &groupReq{ctx: ctx, fn: fn, done: make(chan groupResult, 1)}
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
@@ -200,12 +187,7 @@ func (s *Store) commitGroup(batch []*groupReq) {
 			results[i].err = err
 			continue
 		}
-		t := r.t
-		if t == nil {
-			t = newTx(s, sqltx)
-		} else {
-			t.tx = sqltx
-		}
+		t := newTx(s, sqltx)
 		if len(batch) == 1 {
 			results[i] = runGuarded(r.ctx, t, r.fn)
 		} else {

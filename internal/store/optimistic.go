@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
 	"strings"
@@ -77,10 +76,6 @@ func (t *tx) unlocked(ctx context.Context) (refuse bool, err error) {
 		return false, nil
 	}
 	if !t.opt.begun {
-		if !t.s.pg {
-			// Not a message: on SQLite it runs in the writer's turn.
-			return true, t.lockNeeded()
-		}
 		t.opt = nil
 		return false, t.begin(ctx)
 	}
@@ -117,11 +112,7 @@ func (s *Store) finishOptimistic(ctx context.Context, t *tx, err error) (done bo
 		s.fallbacks.Add(1)
 		return false, nil
 	}
-	commit := t.commitOptimistic
-	if !s.pg {
-		commit = func(ctx context.Context) error { return s.group.write(ctx, t) }
-	}
-	if err := commit(ctx); err != nil {
+	if err := t.commitOptimistic(ctx); err != nil {
 		if ctx.Err() != nil {
 			return true, err
 		}
@@ -129,16 +120,12 @@ func (s *Store) finishOptimistic(ctx context.Context, t *tx, err error) (done bo
 		return false, nil
 	}
 	s.unlocked.Add(1)
-	if s.pg {
-		// SQLite's group commit has done this already.
-		s.afterCommit(ctx, t)
-	}
+	s.afterCommit(ctx, t)
 	return true, nil
 }
 
-// OptimisticCounts reports how many message transactions committed without
-// locks (on SQLite: with only their writes in the writer's turn), and how
-// many went on under locks (in the writer's turn) after trying.
+// OptimisticCounts reports how many PostgreSQL transactions committed
+// without locks, and how many went on under locks.
 func (s *Store) OptimisticCounts() (unlocked, fellBack int64) {
 	return s.unlocked.Load(), s.fallbacks.Load()
 }
@@ -161,22 +148,11 @@ func (t *tx) readInbound(ctx context.Context, ch engine.Channel, providerID, add
 	var v convNull
 	dest := append([]any{&seen, &id, &channel, &addr, &language, &optedOut}, v.dest()...)
 	dest = append(dest, &version)
-	// The transaction is a message's from here, whatever the read finds.
-	t.opt.begun = true
-	args := []any{string(ch), providerID, t.s.ring.Index(string(ch), address)}
-	var row *sql.Row
-	if t.s.pg {
-		row = t.queryRow(ctx, t.s.readInbound, args...)
-	} else {
-		row = t.s.readerInbound.QueryRowContext(ctx, args...)
-	}
-	if err := row.Scan(dest...); err != nil {
-		if ctx.Err() == nil {
-			// The run under locks reads again, and fails alone if it must.
-			return false, nil, t.lockNeeded()
-		}
+	err := t.queryRow(ctx, t.s.readInbound, string(ch), providerID, t.s.ring.Index(string(ch), address)).Scan(dest...)
+	if err != nil {
 		return false, nil, fmt.Errorf("read inbound and find contact: %w", err)
 	}
+	t.opt.begun = true
 	if seen {
 		return false, nil, nil
 	}
@@ -333,95 +309,5 @@ func (t *tx) commitOptimistic(ctx context.Context) error {
 		t.wroteConv(r)
 	}
 	t.numberOutbox(byKey, seqs, ids, claimed)
-	return nil
-}
-
-// On SQLite every write takes the single writer's turn, and a message used
-// to hold that turn from its first read to its commit, the engine's work in
-// between included. So a message is first handled beside the writer: its
-// read (whether the id was seen, the contact, its open conversation and the
-// conversation's version) runs on a read-only connection of its own, the
-// engine runs on the caller's goroutine, and only the writes take a turn
-// in the group commit. There they apply only as the read assumed: the id
-// new, the conversation at the version read, a new contact's address still
-// free. Otherwise the transaction's savepoint is rolled back and the message
-// runs again, from the start, in the writer's turn, as everything else
-// does. Only the engine's messages (InboundTx) try; other transactions take
-// the writer's turn from the start.
-
-// InboundTx runs the transaction of an inbound message
-// (engine.InboundStore). On SQLite it is first tried beside the writer;
-// on PostgreSQL, Tx tries every message without locks already.
-func (s *Store) InboundTx(ctx context.Context, fn func(engine.Tx) error) error {
-	if s.group == nil {
-		return s.Tx(ctx, fn)
-	}
-	t := newTx(s, nil)
-	t.opt = &optimistic{}
-	err := fn(finderTx{t})
-	switch {
-	case t.opt.begun:
-		if done, err := s.finishOptimistic(ctx, t, err); done {
-			return err
-		}
-	case !t.opt.needLock:
-		// fn read nothing, so nothing it read can change: what it buffered
-		// is written as it stands.
-		if err != nil {
-			return err
-		}
-		t.opt = nil
-		return s.group.write(ctx, t)
-	}
-	return s.group.do(ctx, fn)
-}
-
-// writeBuffered writes what a SQLite message read beside the writer kept
-// for its turn, besides the engine's usual writes: the provider's id, which
-// must be new; a new contact, whose address must still be free; changes to
-// contacts, which must still exist; timers and secure links. A write that
-// does not land as the read assumed refuses the transaction.
-func (t *tx) writeBuffered(ctx context.Context) error {
-	o := t.opt
-	landed := func(res sql.Result, err error) error {
-		if err != nil {
-			return err
-		}
-		if n, err := res.RowsAffected(); err != nil || n != 1 {
-			return t.lockNeeded()
-		}
-		return nil
-	}
-	if err := landed(t.exec(ctx, `INSERT INTO inbound_seen (channel, provider_id, seen) VALUES (?, ?, ?) ON CONFLICT DO NOTHING`,
-		string(o.seen.ch), o.seen.providerID, micros(t.s.now()))); err != nil {
-		return err
-	}
-	if k := o.newContact; k != nil {
-		if err := landed(t.exec(ctx, insertContact, k.args()...)); err != nil {
-			return err
-		}
-	}
-	for _, c := range o.contactUpdates {
-		if err := landed(t.exec(ctx, `UPDATE contacts SET language = ?, opted_out = ? WHERE id = ?`, c.Language, c.OptedOut, c.ID)); err != nil {
-			return err
-		}
-	}
-	for _, id := range o.timerOrder {
-		if _, err := t.exec(ctx, `DELETE FROM timers WHERE conversation_id = ?`, id); err != nil {
-			return err
-		}
-		for _, tm := range o.timers[id] {
-			if _, err := t.exec(ctx, `INSERT INTO timers (conversation_id, kind, step, due) VALUES (?, ?, ?, ?)`,
-				id, string(tm.Kind), tm.Step, micros(tm.Due)); err != nil {
-				return err
-			}
-		}
-	}
-	for _, l := range o.links {
-		if _, err := t.exec(ctx, `INSERT INTO secure_links (token_hash, conversation_id, contact_id, created, expires) VALUES (?, ?, ?, ?, ?)`,
-			l.TokenHash, l.ConversationID, l.ContactID, micros(l.Created), micros(l.Expires)); err != nil {
-			return err
-		}
-	}
 	return nil
 }

@@ -8,11 +8,10 @@ import (
 	"time"
 
 	"github.com/safeflow/safeflow/engine"
-	"github.com/safeflow/safeflow/internal/seal"
 	"github.com/safeflow/safeflow/internal/store"
 )
 
-// message is what the engine does with one inbound SMS in InboundTx: find
+// message is what the engine does with one inbound SMS on PostgreSQL: find
 // the sender with the de-duplication, then write. It returns whether the
 // id was new and the outbound message written.
 func message(ctx context.Context, tx engine.Tx, providerID, address, text string) (bool, *engine.Outbound, error) {
@@ -60,22 +59,15 @@ func counts(s *store.Store, last *[2]int64) (unlocked, fellBack int64) {
 	return unlocked, fellBack
 }
 
-// A message is written without locks (on PostgreSQL in two statements; on
-// SQLite with only its writes in the writer's turn) when nothing raced it;
-// every write lands, and a replay is a duplicate.
-func TestMessageWithoutLocks(t *testing.T) {
-	for _, b := range backends {
-		t.Run(b.name, func(t *testing.T) { testMessageWithoutLocks(t, b.open) })
-	}
-}
-
-func testMessageWithoutLocks(t *testing.T, open func(*testing.T, *seal.Ring) (*store.Store, string)) {
+// On PostgreSQL a message is written without locks in two statements when
+// nothing raced it; every write lands, and a replay is a duplicate.
+func TestPostgresMessageWithoutLocks(t *testing.T) {
 	ctx := context.Background()
-	s, _ := open(t, newRing(t))
+	s, _ := openPostgres(t, newRing(t))
 	var last [2]int64
 	for i, text := range []string{"hello", "again"} {
 		var out *engine.Outbound
-		err := s.InboundTx(ctx, func(tx engine.Tx) error {
+		err := s.Tx(ctx, func(tx engine.Tx) error {
 			var err error
 			_, out, err = message(ctx, tx, fmt.Sprintf("SM%d", i), "+15550102000", text)
 			return err
@@ -91,7 +83,7 @@ func testMessageWithoutLocks(t *testing.T, open func(*testing.T, *seal.Ring) (*s
 		}
 	}
 	var fresh bool
-	if err := s.InboundTx(ctx, func(tx engine.Tx) error {
+	if err := s.Tx(ctx, func(tx engine.Tx) error {
 		var err error
 		fresh, _, err = message(ctx, tx, "SM0", "+15550102000", "hello")
 		return err
@@ -123,8 +115,7 @@ func testMessageWithoutLocks(t *testing.T, open func(*testing.T, *seal.Ring) (*s
 		{`SELECT count(*) FROM timers`, 1},
 		{`SELECT count(*) FROM secure_links`, 2},
 		{`SELECT count(*) FROM inbound_seen`, 2},
-		// Chained at once on SQLite, later on PostgreSQL.
-		{`SELECT (SELECT count(*) FROM audit_pending) + (SELECT count(*) FROM audit_log)`, 2},
+		{`SELECT count(*) FROM audit_pending`, 2},
 	} {
 		var n int
 		if err := db.Get(&n, c.query); err != nil {
@@ -137,41 +128,27 @@ func testMessageWithoutLocks(t *testing.T, open func(*testing.T, *seal.Ring) (*s
 }
 
 // A message whose conversation changed between its read and its write is
-// written under locks (in SQLite's writer's turn) instead, from the start,
-// and nothing of the first try stays.
-func TestMessageRacedGoesUnderLocks(t *testing.T) {
-	for _, b := range backends {
-		t.Run(b.name, func(t *testing.T) { testMessageRacedGoesUnderLocks(t, b.open) })
-	}
-}
-
-func testMessageRacedGoesUnderLocks(t *testing.T, open func(*testing.T, *seal.Ring) (*store.Store, string)) {
+// written under locks instead, from the start, and nothing of the first
+// try stays.
+func TestPostgresMessageRacedGoesUnderLocks(t *testing.T) {
 	ctx := context.Background()
-	s, _ := open(t, newRing(t))
+	s, _ := openPostgres(t, newRing(t))
 	const addr = "+15550102001"
-	if err := s.InboundTx(ctx, func(tx engine.Tx) error { _, _, err := message(ctx, tx, "SM-first", addr, "first"); return err }); err != nil {
+	if err := s.Tx(ctx, func(tx engine.Tx) error { _, _, err := message(ctx, tx, "SM-first", addr, "first"); return err }); err != nil {
 		t.Fatal(err)
 	}
 	var last [2]int64
 	counts(s, &last)
 	calls := 0
-	err := s.InboundTx(ctx, func(tx engine.Tx) error {
+	err := s.Tx(ctx, func(tx engine.Tx) error {
 		calls++
-		var fresh bool
-		var c *engine.Contact
-		var err error
-		if f, ok := tx.(engine.InboundFinder); ok {
-			fresh, c, err = f.MarkInboundFind(ctx, engine.SMS, "SM-slow", addr)
-		} else if fresh, err = tx.MarkInbound(ctx, engine.SMS, "SM-slow"); err == nil && fresh {
-			// SQLite in the writer's turn.
-			c, err = tx.ContactByAddress(ctx, engine.SMS, addr)
-		}
+		fresh, c, err := tx.(engine.InboundFinder).MarkInboundFind(ctx, engine.SMS, "SM-slow", addr)
 		if err != nil || !fresh {
 			return fmt.Errorf("mark: %v, fresh %v", err, fresh)
 		}
 		if calls == 1 {
 			// Another message of the same patient lands in between.
-			if err := s.InboundTx(ctx, func(tx engine.Tx) error { _, _, err := message(ctx, tx, "SM-fast", addr, "fast"); return err }); err != nil {
+			if err := s.Tx(ctx, func(tx engine.Tx) error { _, _, err := message(ctx, tx, "SM-fast", addr, "fast"); return err }); err != nil {
 				return err
 			}
 		}
@@ -195,103 +172,29 @@ func testMessageRacedGoesUnderLocks(t *testing.T, open func(*testing.T, *seal.Ri
 	if u, f := counts(s, &last); u != 1 || f != 1 {
 		t.Errorf("%d transactions without locks and %d under locks after a fallback, want 1 and 1 (the fast one, the slow one)", u, f)
 	}
-	if texts, want := onlyTranscript(t, s), []string{"first", "fast", "slow"}; !slices.Equal(texts, want) {
-		t.Errorf("transcript %q, want %q: each message once, in the order written", texts, want)
-	}
-	outbox, seen := countRows(t, s, "outbox"), countRows(t, s, "inbound_seen")
-	if outbox != 3 || seen != 3 {
-		t.Errorf("%d outbox rows and %d ids seen, want 3 and 3", outbox, seen)
-	}
-}
-
-// Two first messages of a new number race: the one written second finds
-// the number taken when it writes, and runs again under locks (in SQLite's
-// writer's turn), where it finds the first one's contact and conversation.
-func TestNewContactRacedGoesUnderLocks(t *testing.T) {
-	for _, b := range backends {
-		t.Run(b.name, func(t *testing.T) {
-			ctx := context.Background()
-			s, _ := b.open(t, newRing(t))
-			const addr = "+15550102002"
-			var last [2]int64
-			calls := 0
-			err := s.InboundTx(ctx, func(tx engine.Tx) error {
-				calls++
-				if calls == 1 {
-					fresh, c, err := tx.(engine.InboundFinder).MarkInboundFind(ctx, engine.SMS, "SM-slow", addr)
-					if err != nil || !fresh || c != nil {
-						return fmt.Errorf("first try: fresh %v, contact %v, %v; want a new number", fresh, c, err)
-					}
-					// The same number's other first message lands in between.
-					if err := s.InboundTx(ctx, func(tx engine.Tx) error { _, _, err := message(ctx, tx, "SM-fast", addr, "fast"); return err }); err != nil {
-						return err
-					}
-					// As the engine would go on: a new contact, its first conversation.
-					c = &engine.Contact{Channel: engine.SMS, Address: addr}
-					if err := tx.SaveContact(ctx, c); err != nil {
-						return err
-					}
-					conv := &engine.Conversation{ContactID: c.ID, FlowID: "f", FlowHash: "h", Step: "ask", Status: engine.Active,
-						Origin: engine.SMS, Address: addr, Vars: map[string]any{}}
-					if err := tx.SaveConversation(ctx, conv); err != nil {
-						return err
-					}
-					return tx.Append(ctx, []engine.TranscriptLine{{ConversationID: conv.ID, At: time.Now(), Inbound: true, Channel: engine.SMS, Text: "slow"}}, nil, nil)
-				}
-				var fresh bool
-				var err error
-				if f, ok := tx.(engine.InboundFinder); ok {
-					fresh, _, err = f.MarkInboundFind(ctx, engine.SMS, "SM-slow", addr)
-				} else {
-					fresh, err = tx.MarkInbound(ctx, engine.SMS, "SM-slow")
-				}
-				if err != nil || !fresh {
-					return fmt.Errorf("second try: fresh %v, %v; the first try's id stayed", fresh, err)
-				}
-				c, err := tx.ContactByAddress(ctx, engine.SMS, addr)
-				if err != nil {
-					return err
-				}
-				conv, err := tx.OpenConversation(ctx, c.ID)
-				if err != nil {
-					return err
-				}
-				return tx.Append(ctx, []engine.TranscriptLine{{ConversationID: conv.ID, At: time.Now(), Inbound: true, Channel: engine.SMS, Text: "slow"}}, nil, nil)
-			})
-			if err != nil {
-				t.Fatal(err)
-			}
-			if calls != 2 {
-				t.Errorf("the transaction ran %d times, want 2", calls)
-			}
-			if u, f := counts(s, &last); u != 1 || f != 1 {
-				t.Errorf("%d transactions without locks and %d under locks, want 1 and 1", u, f)
-			}
-			if contacts, convs := countRows(t, s, "contacts"), countRows(t, s, "conversations"); contacts != 1 || convs != 1 {
-				t.Errorf("%d contacts and %d conversations, want 1 and 1", contacts, convs)
-			}
-			if texts, want := onlyTranscript(t, s), []string{"fast", "slow"}; !slices.Equal(texts, want) {
-				t.Errorf("transcript %q, want %q", texts, want)
-			}
-		})
-	}
-}
-
-// onlyTranscript returns the texts of the transcript of the store's one
-// conversation.
-func onlyTranscript(t *testing.T, s *store.Store) []string {
-	t.Helper()
-	var conv string
+	var texts []string
+	conv := ""
 	if err := s.DB().Get(&conv, `SELECT id FROM conversations`); err != nil {
 		t.Fatal(err)
 	}
-	lines, err := s.Transcript(context.Background(), conv)
+	lines, err := s.Transcript(ctx, conv)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var texts []string
 	for _, l := range lines {
 		texts = append(texts, l.Text)
 	}
-	return texts
+	if want := []string{"first", "fast", "slow"}; !slices.Equal(texts, want) {
+		t.Errorf("transcript %q, want %q: each message once, in the order written", texts, want)
+	}
+	var outbox, seen int
+	if err := s.DB().Get(&outbox, `SELECT count(*) FROM outbox`); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DB().Get(&seen, `SELECT count(*) FROM inbound_seen`); err != nil {
+		t.Fatal(err)
+	}
+	if outbox != 3 || seen != 3 {
+		t.Errorf("%d outbox rows and %d ids seen, want 3 and 3", outbox, seen)
+	}
 }

@@ -48,16 +48,11 @@ type Store struct {
 	// markAndFind is the PostgreSQL statement behind MarkInboundFind, and
 	// readInbound the one behind it without locks.
 	markAndFind, readInbound string
-	// readers are SQLite's read-only connections, beside the writer, and
-	// readerInbound is readInbound prepared on them (optimistic.go).
-	readers       *sqlx.DB
-	readerInbound *sql.Stmt
 	// claimSearch and claimRows are the statements of ClaimOutbox and
 	// ClaimOutboxRows.
 	claimSearch, claimRows string
-	// unlocked and fallbacks count message transactions committed without
-	// locks (beside SQLite's writer) and those that went on under locks (in
-	// its turn) after trying (optimistic.go).
+	// unlocked and fallbacks count PostgreSQL transactions committed
+	// without locks and those that went on under locks (optimistic.go).
 	unlocked, fallbacks atomic.Int64
 	stmts               stmtCache
 	// group commits SQLite's engine transactions together; nil on
@@ -255,34 +250,8 @@ func Open(ctx context.Context, dsn string, ring *seal.Ring, opts ...Option) (*St
 			s.db.Close()
 			return nil, fmt.Errorf("open store: %w", err)
 		}
-		if err := s.openReaders(ctx, sqliteName); err != nil {
-			s.Close()
-			return nil, fmt.Errorf("open store: %w", err)
-		}
 	}
 	return s, nil
-}
-
-// sqliteReaders is how many read-only connections SQLite's messages read
-// from beside the writer: about one per core, as each read is short.
-const sqliteReaders = 4
-
-// openReaders opens SQLite's read-only connections and prepares the read
-// of a message on them.
-func (s *Store) openReaders(ctx context.Context, name string) error {
-	db, err := sqlx.Open("sqlite", name+"&_pragma=query_only%281%29")
-	if err != nil {
-		return err
-	}
-	db.SetMaxOpenConns(sqliteReaders)
-	db.SetMaxIdleConns(sqliteReaders)
-	st, err := db.PrepareContext(ctx, strings.NewReplacer("$1", "?", "$2", "?", "$3", "?").Replace(s.readInbound))
-	if err != nil {
-		db.Close()
-		return fmt.Errorf("read connection: %w", err)
-	}
-	s.readers, s.readerInbound = db, st
-	return nil
 }
 
 // warmConns is how many PostgreSQL connections WarmPool opens ahead of use.
@@ -423,11 +392,6 @@ func (s *Store) Close() error {
 		s.ckpt.close()
 		s.ckpt = nil
 	}
-	if s.readers != nil {
-		s.readerInbound.Close()
-		s.readers.Close()
-		s.readers = nil
-	}
 	s.stmts.mu.Lock()
 	for _, st := range s.stmts.m {
 		st.Close()
@@ -519,7 +483,7 @@ func (s *Store) runTx(ctx context.Context, fn func(engine.Tx) error, tryUnlocked
 			t.tx.Rollback()
 		}
 	}()
-	err := fn(finderTx{t})
+	err := fn(pgTx{t})
 	if t.opt != nil && t.opt.begun {
 		if done, err := s.finishOptimistic(ctx, t, err); done {
 			return err

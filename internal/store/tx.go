@@ -35,9 +35,8 @@ type tx struct {
 	prefetched map[string]bool
 	// unprepared lists the queries to prepare once the transaction is over.
 	unprepared []string
-	// opt is the state of a message transaction that runs without locks,
-	// or on SQLite beside the writer (optimistic.go); nil for every other
-	// transaction.
+	// opt is the state of a PostgreSQL transaction that runs without locks
+	// (optimistic.go); nil for every other transaction.
 	opt *optimistic
 	// keys holds the outbox row id of each outbound message written, and
 	// born those whose row was inserted already claimed for delivery.
@@ -51,7 +50,7 @@ type convRow struct {
 	exists bool   // the row is in the database
 	lines  int64  // transcript lines in the database when loaded
 	addr   string // the address as loaded, to re-seal only a changed one
-	// version is the row's version as read without a lock.
+	// version is the row's version as read without a lock (PostgreSQL).
 	version int64
 }
 
@@ -113,16 +112,14 @@ func (t *tx) ContactByAddress(ctx context.Context, ch engine.Channel, address st
 	return t.foundContact(r, &v)
 }
 
-// finderTx is a transaction that also offers engine.InboundFinder: every
-// PostgreSQL transaction, where it saves a round trip, and a SQLite
-// message's first try beside the writer (optimistic.go). In the writer's
-// turn, where a statement costs no round trip, SQLite leaves the engine to
-// call MarkInbound and ContactByAddress.
-type finderTx struct{ *tx }
+// pgTx is a PostgreSQL transaction: it also offers engine.InboundFinder,
+// which saves a round trip there. SQLite, where a statement costs no round
+// trip, leaves the engine to call MarkInbound and ContactByAddress.
+type pgTx struct{ *tx }
 
 // MarkInboundFind is MarkInbound and ContactByAddress in one statement: the
 // de-duplication insert is a CTE of the contact query.
-func (t finderTx) MarkInboundFind(ctx context.Context, ch engine.Channel, providerID, address string) (bool, *engine.Contact, error) {
+func (t pgTx) MarkInboundFind(ctx context.Context, ch engine.Channel, providerID, address string) (bool, *engine.Contact, error) {
 	if ch == "" {
 		return false, nil, errors.New("find contact: no channel given")
 	}
@@ -586,11 +583,6 @@ func (t *tx) commit(ctx context.Context) error {
 			return t.commitCombined(ctx, r)
 		}
 	}
-	if t.opt != nil && !t.s.pg {
-		if err := t.writeBuffered(ctx); err != nil {
-			return err
-		}
-	}
 	added := map[string]int64{}
 	for _, l := range t.lines {
 		if _, ok := t.convs[l.ConversationID]; !ok {
@@ -619,21 +611,8 @@ func (t *tx) writeConv(ctx context.Context, r *convRow, added int64) error {
 	if err != nil {
 		return err
 	}
-	// A SQLite message read beside the writer writes only over the
-	// version it read.
-	guarded := t.opt != nil && r.exists
-	if guarded {
-		query += ` AND version = ?`
-		args = append(args, r.version)
-	}
-	res, err := t.exec(ctx, t.s.q(query), args...)
-	if err != nil {
+	if _, err := t.exec(ctx, t.s.q(query), args...); err != nil {
 		return t.convError(r.c, err)
-	}
-	if guarded {
-		if n, err := res.RowsAffected(); err != nil || n != 1 {
-			return t.lockNeeded()
-		}
 	}
 	t.wroteConv(r)
 	return nil
@@ -665,8 +644,10 @@ func (t *tx) convStmt(r *convRow, added int64) (string, []any, error) {
 			set = `address_sealed = ?, `
 			args = append([]any{addr}, args...)
 		}
-		// Messages read without a lock check the version before they write.
-		set += `version = version + 1, `
+		if t.s.pg {
+			// Readers without a lock check the version before they write.
+			set += `version = version + 1, `
+		}
 		return `UPDATE conversations SET ` + set + `flow_id = ?, flow_hash = ?, step = ?, status = ?,
 			vars_sealed = ?, origin = ?, language = ?, attempts = ?, secure = ?, stay_secure = ?, prompt_sent = ?, link_sent_at = ?,
 			link_resends = ?, queue = ?, timer_due = ?, lines = ?, updated = ? WHERE id = ?`, append(args, c.ID), nil

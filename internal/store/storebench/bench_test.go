@@ -95,11 +95,11 @@ var msgSeq atomic.Int64
 
 // ours is one message through the store as the engine drives it: de-dupe,
 // find the contact, lock the conversation, save it, write two transcript
-// lines, one outbox row and four audit records. As in the engine, the
-// message runs in InboundTx, and a transaction that offers
-// engine.InboundFinder de-duplicates and finds the contact in one call.
+// lines, one outbox row and four audit records. As in the engine, a store
+// whose transactions offer engine.InboundFinder (PostgreSQL) de-duplicates
+// and finds the contact in one call.
 func ours(ctx context.Context, s *store.Store, c conversation) error {
-	return s.InboundTx(ctx, func(tx engine.Tx) error {
+	return s.Tx(ctx, func(tx engine.Tx) error {
 		id := fmt.Sprintf("SM%d", msgSeq.Add(1))
 		var ct *engine.Contact
 		if f, ok := tx.(engine.InboundFinder); ok {
