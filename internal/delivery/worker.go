@@ -8,6 +8,7 @@ import (
 	"errors"
 	"log/slog"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"time"
 
@@ -21,6 +22,7 @@ type Outbox interface {
 	ClaimOutboxRows(ctx context.Context, now time.Time, lease time.Duration, seqs []int64) ([]store.Pending, error)
 	MarkSent(ctx context.Context, sent ...store.Sent) error
 	MarkFailed(ctx context.Context, key string, next time.Time, dead bool, reason string) error
+	ReleaseOutbox(ctx context.Context, keys ...string) error
 }
 
 // Worker delivers outbox messages.
@@ -203,17 +205,37 @@ func (w *Worker) drainHinted(ctx context.Context, seqs []int64, progress bool) (
 	return len(batch), err
 }
 
-// deliverAll delivers a claimed batch. Deliveries are recorded together, in
-// one statement after the batch: a claim holds at most one message per
-// contact, so order is kept.
+// deliverAll delivers a claimed batch in order. Deliveries are recorded
+// together, in one statement after the batch. A claim holds at most one
+// message per contact, but a commit may hand over several, oldest first:
+// once one to a contact is not sent, the rest to that contact are released
+// unsent, to follow it when it is retried, so order is kept.
 func (w *Worker) deliverAll(ctx context.Context, batch []store.Pending) error {
 	var sent []store.Sent
-	for _, p := range batch {
+	var held map[string]bool
+	var released []string
+	for i, p := range batch {
+		if held[p.ContactID] {
+			released = append(released, p.Key)
+			continue
+		}
 		s, err := w.deliver(ctx, p)
 		if s != nil {
 			sent = append(sent, *s)
 		}
 		if err != nil {
+			w.markSent(ctx, sent)
+			return err
+		}
+		if s == nil && slices.ContainsFunc(batch[i+1:], func(q store.Pending) bool { return q.ContactID == p.ContactID }) {
+			if held == nil {
+				held = map[string]bool{}
+			}
+			held[p.ContactID] = true
+		}
+	}
+	if len(released) > 0 {
+		if err := w.Outbox.ReleaseOutbox(context.WithoutCancel(ctx), released...); err != nil {
 			w.markSent(ctx, sent)
 			return err
 		}

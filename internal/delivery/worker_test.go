@@ -192,8 +192,9 @@ func TestHintBehindAFailedMessageIsNotRetriedInALoop(t *testing.T) {
 	}
 }
 
-// Messages inserted claimed are sent as handed over, with no claim at all;
-// the rest of their reply follows by hint once they are sent.
+// Messages inserted claimed (a transaction's messages to a contact with
+// nothing older undelivered) are sent as handed over, in order, with no
+// claim at all.
 func TestMessagesInsertedClaimedGoOutUnclaimed(t *testing.T) {
 	s := openStore(t)
 	p := &phone{}
@@ -220,9 +221,8 @@ func TestMessagesInsertedClaimedGoOutUnclaimed(t *testing.T) {
 	if want := []string{"ana 1", "ana 2"}; !slices.Equal(ana, want) {
 		t.Errorf("ana received %q, want %q in order", ana, want)
 	}
-	// ana 2 alone was claimed (by hint): ana 1 and ben 1 came claimed.
-	if n := s.byRow.Load(); n != 1 {
-		t.Errorf("%d claims by row, want 1 (ana 2's)", n)
+	if n := s.byRow.Load(); n != 0 {
+		t.Errorf("%d claims by row, want none: every message came claimed", n)
 	}
 	if n := s.searches.Load(); n != 1 {
 		t.Errorf("the outbox was searched %d times, want only at start", n)
@@ -231,4 +231,48 @@ func TestMessagesInsertedClaimedGoOutUnclaimed(t *testing.T) {
 		pending, _, err := s.OutboxCounts(context.Background())
 		return err == nil && pending == 0
 	})
+}
+
+// When a message handed over claimed fails, the rest of its contact's are
+// not sent ahead of it: they are released at once, and follow it, in
+// order, when its retry is due. Other contacts' messages go out.
+func TestMessagesBehindAFailedClaimedOneWait(t *testing.T) {
+	s := openStore(t)
+	p := &phone{fail: "ana 1"}
+	wake := make(chan struct{}, 1)
+	w := &delivery.Worker{Outbox: s, Senders: map[engine.Channel]engine.Sender{engine.SMS: p}, Wake: wake, Poll: time.Hour,
+		BaseDelay: time.Millisecond, MaxDelay: time.Millisecond}
+	s.OnOutbox(func(claimed []store.Pending, rest []int64) {
+		w.Take(claimed, rest)
+		select {
+		case wake <- struct{}{}:
+		default:
+		}
+	})
+	stop := start(t, w)
+	waitFor(t, "the search at start", func() bool { return s.searches.Load() == 1 })
+	write(t, s, "+15550100001", "ana 1", "ana 2", "ana 3")
+	write(t, s, "+15550100002", "ben 1")
+	waitFor(t, "ben's message sent", func() bool { return slices.Contains(p.sent(), "ben 1") })
+	stop()
+	if got := p.sent(); !slices.Equal(got, []string{"ben 1"}) {
+		t.Errorf("sent %q while ana 1 fails, want only ben 1", got)
+	}
+	// Released, not leased: a search finds ana 1's retry at once, and
+	// nothing of ana's is in flight.
+	var sending int
+	if err := s.DB().Get(&sending, `SELECT count(*) FROM outbox WHERE status = 'sending'`); err != nil {
+		t.Fatal(err)
+	}
+	if sending != 0 {
+		t.Errorf("%d messages still claimed after the worker stopped, want 0: ana 2 and 3 released", sending)
+	}
+
+	p.fail = ""
+	start(t, &delivery.Worker{Outbox: s, Senders: map[engine.Channel]engine.Sender{engine.SMS: p}, Poll: 10 * time.Millisecond,
+		Settle: time.Millisecond})
+	waitFor(t, "four messages sent", func() bool { return len(p.sent()) == 4 })
+	if got, want := p.sent(), []string{"ben 1", "ana 1", "ana 2", "ana 3"}; !slices.Equal(got, want) {
+		t.Errorf("sent %q, want %q", got, want)
+	}
 }

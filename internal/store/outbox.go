@@ -167,6 +167,24 @@ func (s *Store) MarkSent(ctx context.Context, sent ...Sent) error {
 	})
 }
 
+// ReleaseOutbox hands back claimed messages unsent: due again at once, with
+// their attempts unchanged. Rows not claimed are left alone. The delivery
+// worker releases the messages it was handed behind a failed one to the
+// same contact, so that they wait for it instead of their lease.
+func (s *Store) ReleaseOutbox(ctx context.Context, keys ...string) error {
+	return batches(len(keys), func(from, to int) error {
+		args := []any{micros(s.now()), micros(s.now())}
+		for _, k := range keys[from:to] {
+			args = append(args, k)
+		}
+		return s.write(ctx, func(q statements) error {
+			_, err := q.ExecContext(ctx, s.q(`UPDATE outbox SET status = 'pending', next_attempt = ?, updated = ?
+				WHERE status = 'sending' AND id IN (`+strings.TrimSuffix(strings.Repeat("?, ", to-from), ", ")+`)`), args...)
+			return err
+		})
+	})
+}
+
 // MarkFailed records a failed attempt: the message is tried again at next,
 // or, when dead, moved to the dead letters. reason is the provider's error
 // code or a short description, never message content.

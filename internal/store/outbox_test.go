@@ -106,9 +106,9 @@ func TestClaimOutboxRows(t *testing.T) {
 }
 
 // OnOutbox hears of every committed transaction's outbox rows, alone or in
-// a group commit, and of none that rolled back. Each transaction's first
-// message to a contact with nothing undelivered is inserted claimed, and
-// handed over whole; the others by number.
+// a group commit, and of none that rolled back. A transaction's messages
+// to a contact with nothing undelivered are inserted claimed, and handed
+// over whole; the others by number.
 func TestOnOutboxHearsOfCommittedRows(t *testing.T) {
 	for _, b := range backends {
 		t.Run(b.name, func(t *testing.T) {
@@ -130,7 +130,7 @@ func TestOnOutboxHearsOfCommittedRows(t *testing.T) {
 					defer wg.Done()
 					out := storetest.WriteOutbound(t, s, fmt.Sprintf("+1555010%04d", i), "one", "two")
 					wmu.Lock()
-					wantClaimed, wantRest = append(wantClaimed, out[0].ID), append(wantRest, out[1].ID)
+					wantClaimed = append(wantClaimed, out[0].ID, out[1].ID)
 					wmu.Unlock()
 				}()
 			}
@@ -148,8 +148,8 @@ func TestOnOutboxHearsOfCommittedRows(t *testing.T) {
 			var gotClaimed []int64
 			for _, p := range claimed {
 				gotClaimed = append(gotClaimed, p.ID)
-				if p.Text != "one" || p.Key == "" {
-					t.Errorf("handed over claimed %q with key %q; want each transaction's first message, with its row id", p.Text, p.Key)
+				if (p.Text != "one" && p.Text != "two") || p.Key == "" {
+					t.Errorf("handed over claimed %q with key %q; want the transactions' messages, with their row ids", p.Text, p.Key)
 				}
 			}
 			for _, ids := range [][]int64{gotClaimed, rest, wantClaimed, wantRest} {
@@ -159,8 +159,8 @@ func TestOnOutboxHearsOfCommittedRows(t *testing.T) {
 				t.Errorf("heard of claimed rows %v and others %v; want %v and %v", gotClaimed, rest, wantClaimed, wantRest)
 			}
 			mu.Unlock()
-			// A later message to a contact whose earlier one is
-			// undelivered waits its turn: not claimed.
+			// A later transaction's message to a contact whose earlier one
+			// is undelivered waits its turn: not claimed.
 			later := storetest.WriteOutbound(t, s, "+15550200000", "first")
 			mu.Lock()
 			claimed = claimed[:0]
@@ -183,8 +183,9 @@ func TestOnOutboxHearsOfCommittedRows(t *testing.T) {
 }
 
 // Rows inserted claimed are leased: the search leaves them alone until the
-// lease ends, and they are handed over with what the worker needs to send
-// them.
+// lease ends, and they are handed over, in order, with what the worker
+// needs to send them. A row released unsent is due at once, still behind
+// its contact's older messages.
 func TestRowsInsertedClaimed(t *testing.T) {
 	for _, b := range backends {
 		t.Run(b.name, func(t *testing.T) {
@@ -194,24 +195,40 @@ func TestRowsInsertedClaimed(t *testing.T) {
 			var rest []int64
 			s.OnOutbox(func(c []store.Pending, r []int64) { claimed, rest = append(claimed, c...), append(rest, r...) })
 			out := storetest.WriteOutbound(t, s, "+15550300000", "one", "two")
-			if len(claimed) != 1 || len(rest) != 1 || rest[0] != out[1].ID {
-				t.Fatalf("claimed %d, by number %v; want one each, the second by number %d", len(claimed), rest, out[1].ID)
+			if len(claimed) != 2 || len(rest) != 0 {
+				t.Fatalf("claimed %d, by number %v; want both claimed", len(claimed), rest)
 			}
-			p := claimed[0]
-			if p.ID != out[0].ID || p.Key == "" || p.Text != "one" || p.Address != "+15550300000" || p.Outbound == out[0] {
-				t.Errorf("handed over %+v; want a copy of the first message with its row id", p)
+			for i, p := range claimed {
+				if p.ID != out[i].ID || p.Key == "" || p.Text != out[i].Text || p.Address != "+15550300000" || p.Outbound == out[i] {
+					t.Errorf("handed over %+v; want a copy of message %d with its row id", p, i)
+				}
 			}
 			now := time.Now()
 			if got, err := s.ClaimOutbox(ctx, now, now, time.Minute, 64); err != nil || len(got) != 0 {
 				t.Errorf("the search claimed %q, %v, during the lease", texts(got), err)
 			}
-			if got, err := s.ClaimOutboxRows(ctx, now, time.Minute, []int64{out[1].ID}); err != nil || len(got) != 0 {
-				t.Errorf("claimed %q, %v, behind the leased first message", texts(got), err)
+			if got, err := s.ClaimOutboxRows(ctx, now, time.Minute, []int64{out[0].ID, out[1].ID}); err != nil || len(got) != 0 {
+				t.Errorf("claimed %q, %v, during the lease", texts(got), err)
 			}
-			if err := s.MarkSent(ctx, store.Sent{Key: p.Key, ProviderID: "SM1"}); err != nil {
+			// "two" is released while "one" is out: due, but behind it.
+			if err := s.ReleaseOutbox(ctx, claimed[1].Key); err != nil {
 				t.Fatal(err)
 			}
-			if got, err := s.ClaimOutboxRows(ctx, now, time.Minute, []int64{out[1].ID}); err != nil || !slices.Equal(texts(got), []string{"two"}) {
+			if got, err := s.ClaimOutboxRows(ctx, time.Now(), time.Minute, []int64{out[1].ID}); err != nil || len(got) != 0 {
+				t.Errorf("claimed %q, %v, behind the leased first message", texts(got), err)
+			}
+			if err := s.MarkSent(ctx, store.Sent{Key: claimed[0].Key, ProviderID: "SM1"}); err != nil {
+				t.Fatal(err)
+			}
+			// Releasing a row that is not claimed changes nothing.
+			if err := s.ReleaseOutbox(ctx, claimed[0].Key); err != nil {
+				t.Fatal(err)
+			}
+			var status string
+			if err := s.DB().Get(&status, s.DB().Rebind(`SELECT status FROM outbox WHERE id = ?`), claimed[0].Key); err != nil || status != "sent" {
+				t.Errorf("a sent message released is %q (%v), want still sent", status, err)
+			}
+			if got, err := s.ClaimOutboxRows(ctx, time.Now(), time.Minute, []int64{out[1].ID}); err != nil || !slices.Equal(texts(got), []string{"two"}) {
 				t.Errorf("after the first was sent, claimed %q, %v; want two", texts(got), err)
 			}
 			// Unsent, a message inserted claimed comes back when its lease

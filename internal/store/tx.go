@@ -751,8 +751,12 @@ type outboundPayload struct {
 // writeOutbox inserts the outbound messages and gives each its row's
 // sequence number as its ID, as the outbox worker will know it.
 func (t *tx) writeOutbox(ctx context.Context) error {
+	waiting, err := t.waitingContacts(ctx)
+	if err != nil {
+		return err
+	}
 	return batches(len(t.out), func(from, to int) error {
-		query, args, byKey, err := t.outboxStmt(from, to)
+		query, args, byKey, err := t.outboxStmt(from, to, waiting)
 		if err != nil {
 			return err
 		}
@@ -777,20 +781,45 @@ func (t *tx) writeOutbox(ctx context.Context) error {
 	})
 }
 
+// waitingContacts returns, on SQLite when rows are inserted claimed (see
+// outboxStmt), the contacts of the transaction's messages that have an
+// older message undelivered. A statement of SQLite's may see its own rows,
+// so this is asked before the insert rather than inside it, as PostgreSQL
+// does.
+func (t *tx) waitingContacts(ctx context.Context) (map[string]bool, error) {
+	if t.s.pg || len(t.out) == 0 || t.s.written.Load() == nil {
+		return nil, nil
+	}
+	waiting := map[string]bool{}
+	for _, o := range t.out[:min(len(t.out), maxBatch)] {
+		if _, asked := waiting[o.ContactID]; asked {
+			continue
+		}
+		var older bool
+		if err := t.queryRow(ctx, `SELECT `+olderUndelivered, o.ContactID).Scan(&older); err != nil {
+			return nil, fmt.Errorf("save outbox: %w", err)
+		}
+		waiting[o.ContactID] = older
+	}
+	return waiting, nil
+}
+
 // outboxStmt returns the INSERT of outbound messages [from, to) and the
 // messages by their new row ids.
 //
-// When someone delivers what commits write (OnOutbox), the first message
-// of the transaction to each contact is inserted already claimed, leased as
+// When someone delivers what commits write (OnOutbox), the transaction's
+// messages to each contact are inserted already claimed, leased as
 // ClaimOutbox would, unless an older message to the contact is undelivered:
-// the worker gets it from the commit and sends it without claiming it.
-func (t *tx) outboxStmt(from, to int) (string, []any, map[string]*engine.Outbound, error) {
+// the worker gets them from the commit and sends them, in order, without
+// claiming them. waiting says which contacts have an older message
+// undelivered (SQLite, see waitingContacts); when nil, the statement finds
+// out for each row itself, which PostgreSQL answers from before the insert.
+func (t *tx) outboxStmt(from, to int, waiting map[string]bool) (string, []any, map[string]*engine.Outbound, error) {
 	now := t.s.now()
-	claimAtBirth := t.s.written.Load() != nil
+	claimAtBirth := t.s.written.Load() != nil && from == 0
 	args := make([]any, 0, (to-from)*12)
 	rows := make([]string, 0, to-from)
 	byKey := make(map[string]*engine.Outbound, to-from)
-	first := map[string]bool{}
 	for _, o := range t.out[from:to] {
 		id := newID()
 		byKey[id] = o
@@ -807,15 +836,18 @@ func (t *tx) outboxStmt(from, to int) (string, []any, map[string]*engine.Outboun
 			return "", nil, nil, fmt.Errorf("save outbox: %w", err)
 		}
 		args = append(args, id, o.ConversationID, o.ContactID, string(o.Channel), addr, body, o.Link)
-		if claimAtBirth && from == 0 && !first[o.ContactID] {
-			first[o.ContactID] = true
+		switch {
+		case claimAtBirth && waiting == nil:
 			rows = append(rows, `(?, ?, ?, ?, ?, ?, ?, CASE WHEN `+olderUndelivered+` THEN 'pending' ELSE 'sending' END,
 				CASE WHEN `+olderUndelivered+` THEN CAST(? AS BIGINT) ELSE CAST(? AS BIGINT) END, ?, ?)`)
 			args = append(args, o.ContactID, o.ContactID, micros(now), micros(now.Add(birthLease)), micros(now), micros(now))
-			continue
+		case claimAtBirth && !waiting[o.ContactID]:
+			rows = append(rows, `(?, ?, ?, ?, ?, ?, ?, 'sending', ?, ?, ?)`)
+			args = append(args, micros(now.Add(birthLease)), micros(now), micros(now))
+		default:
+			rows = append(rows, `(?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?)`)
+			args = append(args, micros(now), micros(now), micros(now))
 		}
-		rows = append(rows, `(?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?)`)
-		args = append(args, micros(now), micros(now), micros(now))
 	}
 	return `INSERT INTO outbox (id, conversation_id, contact_id, channel, address_sealed,
 			body_sealed, link, status, next_attempt, created, updated) VALUES ` + strings.Join(rows, ", "), args, byKey, nil
@@ -926,7 +958,7 @@ func (t *tx) linesOutboxAudit(b *strings.Builder, args []any) ([]any, map[string
 	}
 	var byKey map[string]*engine.Outbound
 	if len(t.out) > 0 {
-		q, a, keys, err := t.outboxStmt(0, len(t.out))
+		q, a, keys, err := t.outboxStmt(0, len(t.out), nil)
 		if err != nil {
 			return nil, nil, err
 		}
