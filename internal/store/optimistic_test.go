@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"testing"
@@ -11,11 +12,12 @@ import (
 	"github.com/safeflow/safeflow/internal/store"
 )
 
-// message is what the engine does with one inbound SMS on PostgreSQL: find
-// the sender with the de-duplication, then write. It returns whether the
-// id was new and the outbound message written.
+// message is what the engine does with one inbound SMS: find the sender
+// with the de-duplication (in one call where the store offers it), then
+// write. It returns whether the id was new and the outbound message
+// written.
 func message(ctx context.Context, tx engine.Tx, providerID, address, text string) (bool, *engine.Outbound, error) {
-	fresh, c, err := tx.(engine.InboundFinder).MarkInboundFind(ctx, engine.SMS, providerID, address)
+	fresh, c, err := markAndFind(ctx, tx, providerID, address)
 	if err != nil || !fresh {
 		return fresh, nil, err
 	}
@@ -49,6 +51,23 @@ func message(ctx context.Context, tx engine.Tx, providerID, address, text string
 	}
 	return true, out, tx.Append(ctx, []engine.TranscriptLine{{ConversationID: conv.ID, At: now, Inbound: true, Channel: engine.SMS, Text: text, Step: "ask"}},
 		[]*engine.Outbound{out}, []engine.Event{{Actor: "contact", ActorID: c.ID, Action: engine.EventMessageIn, ConversationID: conv.ID, At: now}})
+}
+
+// markAndFind records a provider id and finds its sender, as the engine
+// does.
+func markAndFind(ctx context.Context, tx engine.Tx, providerID, address string) (bool, *engine.Contact, error) {
+	if f, ok := tx.(engine.InboundFinder); ok {
+		return f.MarkInboundFind(ctx, engine.SMS, providerID, address)
+	}
+	fresh, err := tx.MarkInbound(ctx, engine.SMS, providerID)
+	if err != nil || !fresh {
+		return fresh, nil, err
+	}
+	c, err := tx.ContactByAddress(ctx, engine.SMS, address)
+	if errors.Is(err, engine.ErrNotFound) {
+		return true, nil, nil
+	}
+	return true, c, err
 }
 
 // counts returns how the store's transactions ended since the last call.
@@ -196,5 +215,51 @@ func TestPostgresMessageRacedGoesUnderLocks(t *testing.T) {
 	}
 	if outbox != 3 || seen != 3 {
 		t.Errorf("%d outbox rows and %d ids seen, want 3 and 3", outbox, seen)
+	}
+}
+
+// A transcript line is written only for a conversation the transaction
+// loaded or saved: any other is refused, and nothing of the transaction is
+// written. (PostgreSQL has no foreign key from lines to conversations;
+// this is what keeps them whole.)
+func TestLinesOnlyForTheTransactionsConversations(t *testing.T) {
+	for _, b := range backends {
+		t.Run(b.name, func(t *testing.T) {
+			ctx := context.Background()
+			s, _ := b.open(t, newRing(t))
+			const addr = "+15550102003"
+			if err := s.Tx(ctx, func(tx engine.Tx) error { _, _, err := message(ctx, tx, "SM-1", addr, "hello"); return err }); err != nil {
+				t.Fatal(err)
+			}
+			var existing string
+			if err := s.DB().Get(&existing, `SELECT id FROM conversations`); err != nil {
+				t.Fatal(err)
+			}
+			stray := func(conversationID string) func(engine.Tx) error {
+				return func(tx engine.Tx) error {
+					return tx.Append(ctx, []engine.TranscriptLine{{ConversationID: conversationID, At: time.Now(), Channel: engine.SMS, Text: "stray"}}, nil, nil)
+				}
+			}
+			for name, fn := range map[string]func(engine.Tx) error{
+				"a conversation that does not exist": stray("no-such-conversation"),
+				"a conversation not loaded":          stray(existing),
+				"a message's, beside another's": func(tx engine.Tx) error {
+					if _, _, err := message(ctx, tx, "SM-2", "+15550102004", "hi"); err != nil {
+						return err
+					}
+					return stray(existing)(tx)
+				},
+			} {
+				if err := s.Tx(ctx, fn); err == nil {
+					t.Errorf("a line for %s was written", name)
+				}
+			}
+			if n := countRows(t, s, "transcript"); n != 1 {
+				t.Errorf("%d transcript lines, want only the first message's", n)
+			}
+			if n := countRows(t, s, "inbound_seen"); n != 1 {
+				t.Errorf("%d ids seen, want 1: the refused message left nothing", n)
+			}
+		})
 	}
 }
