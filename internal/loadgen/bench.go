@@ -118,7 +118,8 @@ type BenchRow struct {
 	TripMessages, TripStarts int
 	TripElapsed              time.Duration
 	// TripRun is the run whose round trips were counted; TripUnlocked and
-	// TripFallbacks, how its messages were written (Store.OptimisticCounts).
+	// TripFallbacks, how its messages and starts were written
+	// (Store.OptimisticCounts).
 	TripRun                     *Result
 	TripUnlocked, TripFallbacks int64
 	// E2ECPU and RawCPU are the CPU the headline end-to-end run and the raw
@@ -542,7 +543,7 @@ func (r *BenchReport) writeTrips(w io.Writer) {
 			row.DB, float64(row.Trips.RoundTrips)/n, float64(row.Trips.Executions)/n, float64(row.Trips.Transactions)/n, row.TripMessages)
 		fmt.Fprintf(w, "and %d clinic starts, outbox delivery included; the idle service makes %d round trips a second\n",
 			row.TripStarts, row.IdleTrips.RoundTrips)
-		fmt.Fprintf(w, "(timers, outbox polling), about %.1f per message of this run. %d webhooks were written without locks\n",
+		fmt.Fprintf(w, "(timers, outbox polling), about %.1f per message of this run. %d webhooks and starts were written without locks\n",
 			idle/n, row.TripUnlocked)
 		fmt.Fprintf(w, "(two round trips each) and %d went on under locks. Busiest statements, per message:\n", row.TripFallbacks)
 		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)

@@ -26,9 +26,10 @@ import (
 // Anything else (a second conversation, a read the first statement did not
 // make, a lost race, any failed write) sends the message through the
 // transaction under locks instead, from the start: the engine runs again,
-// and no write of the first try remains. Work that is not a message (its
-// first call is not MarkInboundFind) begins its database transaction at its
-// first call and runs under locks as before.
+// and no write of the first try remains. A clinic's start, whose first call
+// is ContactByAddress, is tried the same way, with no provider id to
+// record. Other work (timers, the secure page) begins its database
+// transaction at its first call and runs under locks as before.
 
 // errNeedLock is what a transaction without locks answers a call it cannot
 // serve; the store then runs the work again under locks, whatever the
@@ -38,9 +39,10 @@ var errNeedLock = errors.New("this needs the rows locked")
 // optimistic is what a transaction without locks buffers besides what every
 // transaction does.
 type optimistic struct {
-	// begun is set once the transaction's first call was MarkInboundFind:
-	// until then it is undecided.
-	begun, needLock bool
+	// begun is set once the transaction's first call was MarkInboundFind,
+	// or ContactByAddress (start: a clinic's start, with no provider id to
+	// record): until then it is undecided.
+	begun, start, needLock bool
 	// seen is the provider message id to record; nil until the engine asks.
 	seen *seenMark
 	// newContact is a contact to create; contactUpdates are changes to
@@ -105,7 +107,7 @@ func (s *Store) finishOptimistic(ctx context.Context, t *tx, err error) (done bo
 	case err != nil:
 		// Nothing was written: the engine's own error stands.
 		return true, err
-	case t.opt.seen == nil:
+	case t.opt.seen == nil && !t.opt.start:
 		if t.empty() {
 			return true, nil // a message seen before: nothing to do
 		}
@@ -170,18 +172,56 @@ func (t *tx) readInbound(ctx context.Context, ch engine.Channel, providerID, add
 	return true, c, nil
 }
 
-// readInboundQuery is the statement behind readInbound: always one row,
-// whether the id was seen, then the contact, its open conversation and that
-// conversation's version, NULL when missing.
-func readInboundQuery() string {
+// readContact is ContactByAddress without locks, as a transaction's first
+// call (a clinic's start): it reads the contact and its open conversation
+// with its version.
+func (t *tx) readContact(ctx context.Context, ch engine.Channel, address string) (*engine.Contact, error) {
+	t.opt.begun, t.opt.start = true, true
+	var r contactRow
+	var v convNull
+	var version *int64
+	dest := append([]any{&r.ID, &r.Channel, &r.Address, &r.Language, &r.OptedOut}, v.dest()...)
+	dest = append(dest, &version)
+	err := t.queryRow(ctx, t.s.readContact, t.s.ring.Index(string(ch), address)).Scan(dest...)
+	if errors.Is(err, errNoRows) {
+		return nil, engine.ErrNotFound
+	}
+	if err != nil {
+		if ctx.Err() == nil {
+			// The run under locks reads again, and fails alone if it must.
+			return nil, t.lockNeeded()
+		}
+		return nil, fmt.Errorf("find contact: %w", err)
+	}
+	c, err := t.foundContact(r, &v)
+	if err != nil {
+		return nil, err
+	}
+	if v.ID != nil {
+		t.convs[*v.ID].version = *version
+	}
+	return c, nil
+}
+
+// readContactQuery is the statement behind readContact, and inside
+// readInbound's, with the blind index as parameter n: the contact, its open
+// conversation and that conversation's version, unlocked.
+func readContactQuery(n int) string {
 	cols := make([]string, 0, 21)
 	for _, c := range strings.Split(convCols, ",") {
 		cols = append(cols, "v."+strings.TrimSpace(c))
 	}
+	return `SELECT c.id, c.channel, c.address_sealed, c.language, c.opted_out, ` + strings.Join(cols, ", ") + `, v.version
+		FROM contacts c LEFT JOIN conversations v ON v.contact_id = c.id AND v.status <> 'ended'
+		WHERE c.address_index = $` + fmt.Sprint(n)
+}
+
+// readInboundQuery is the statement behind readInbound: always one row,
+// whether the id was seen, then the contact, its open conversation and that
+// conversation's version, NULL when missing.
+func readInboundQuery() string {
 	return `SELECT EXISTS (SELECT 1 FROM inbound_seen WHERE channel = $1 AND provider_id = $2), x.* FROM (SELECT 1) one
-		LEFT JOIN (SELECT c.id, c.channel, c.address_sealed, c.language, c.opted_out, ` + strings.Join(cols, ", ") + `, v.version
-			FROM contacts c LEFT JOIN conversations v ON v.contact_id = c.id AND v.status <> 'ended'
-			WHERE c.address_index = $3) x ON true`
+		LEFT JOIN (` + readContactQuery(3) + `) x ON true`
 }
 
 // saveContact buffers a new contact or a change to one.
@@ -244,11 +284,16 @@ func (t *tx) commitOptimistic(ctx context.Context) error {
 	// The checks read the CTEs in this order, and so take the
 	// conversation's row lock before any contact's, as a transaction under
 	// locks does: the two cannot deadlock.
-	checks := []string{"(SELECT count(*) FROM seen) = 1"}
-	var contactChecks []string
-	b.WriteString(`WITH seen AS (INSERT INTO inbound_seen (channel, provider_id, seen) VALUES (?, ?, ?)
-		ON CONFLICT DO NOTHING RETURNING 1)`)
-	args = append(args, string(o.seen.ch), o.seen.providerID, micros(t.s.now()))
+	var checks, contactChecks []string
+	if o.seen != nil {
+		b.WriteString(`WITH seen AS (INSERT INTO inbound_seen (channel, provider_id, seen) VALUES (?, ?, ?)
+			ON CONFLICT DO NOTHING RETURNING 1)`)
+		args = append(args, string(o.seen.ch), o.seen.providerID, micros(t.s.now()))
+		checks = append(checks, "(SELECT count(*) FROM seen) = 1")
+	} else {
+		// A clinic's start has no provider id to record.
+		b.WriteString(`WITH seen AS (SELECT 1 WHERE false)`)
+	}
 	if k := o.newContact; k != nil {
 		b.WriteString(`, k AS (` + insertContact + ` RETURNING 1)`)
 		args = append(args, k.args()...)
@@ -298,6 +343,9 @@ func (t *tx) commitOptimistic(ctx context.Context) error {
 		return err
 	}
 	checks = append(checks, contactChecks...)
+	if len(checks) == 0 {
+		checks = []string{"true"}
+	}
 	b.WriteString(` SELECT safeflow_expect(` + strings.Join(checks, " AND ") + `), ` + outboxNumbers)
 	var ok bool
 	var seqs pq.Int64Array

@@ -191,19 +191,7 @@ func TestPostgresMessageRacedGoesUnderLocks(t *testing.T) {
 	if u, f := counts(s, &last); u != 1 || f != 1 {
 		t.Errorf("%d transactions without locks and %d under locks after a fallback, want 1 and 1 (the fast one, the slow one)", u, f)
 	}
-	var texts []string
-	conv := ""
-	if err := s.DB().Get(&conv, `SELECT id FROM conversations`); err != nil {
-		t.Fatal(err)
-	}
-	lines, err := s.Transcript(ctx, conv)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, l := range lines {
-		texts = append(texts, l.Text)
-	}
-	if want := []string{"first", "fast", "slow"}; !slices.Equal(texts, want) {
+	if texts, want := onlyTranscript(t, s), []string{"first", "fast", "slow"}; !slices.Equal(texts, want) {
 		t.Errorf("transcript %q, want %q: each message once, in the order written", texts, want)
 	}
 	var outbox, seen int
@@ -262,4 +250,98 @@ func TestLinesOnlyForTheTransactionsConversations(t *testing.T) {
 			}
 		})
 	}
+}
+
+// A clinic's start (its first call is ContactByAddress, with no provider
+// id) is written without locks too: for a new number, and for a known one;
+// one raced by a message of the same patient goes on under locks.
+func TestPostgresStartWithoutLocks(t *testing.T) {
+	ctx := context.Background()
+	s, _ := openPostgres(t, newRing(t))
+	const addr = "+15550102005"
+	var last [2]int64
+	// start is what the engine does to start a flow: find or make the
+	// contact, then write its conversation. race, when set, runs between
+	// the read and the write of the first try.
+	start := func(text string, race func() error) (calls int) {
+		t.Helper()
+		err := s.Tx(ctx, func(tx engine.Tx) error {
+			calls++
+			c, err := tx.ContactByAddress(ctx, engine.SMS, addr)
+			if errors.Is(err, engine.ErrNotFound) {
+				c = &engine.Contact{Channel: engine.SMS, Address: addr}
+				err = tx.SaveContact(ctx, c)
+			}
+			if err != nil {
+				return err
+			}
+			if calls == 1 && race != nil {
+				if err := race(); err != nil {
+					return err
+				}
+			}
+			conv, err := tx.OpenConversation(ctx, c.ID)
+			if errors.Is(err, engine.ErrNotFound) {
+				conv = &engine.Conversation{ContactID: c.ID, FlowID: "reminder", FlowHash: "h", Step: "ask", Status: engine.Active,
+					Origin: engine.SMS, Address: addr, Vars: map[string]any{}}
+			} else if err != nil {
+				return err
+			}
+			conv.Step = text
+			if err := tx.SaveConversation(ctx, conv); err != nil {
+				return err
+			}
+			return tx.Append(ctx, []engine.TranscriptLine{{ConversationID: conv.ID, At: time.Now(), Channel: engine.SMS, Text: text}},
+				[]*engine.Outbound{{ConversationID: conv.ID, ContactID: c.ID, Channel: engine.SMS, Address: addr, Text: text}},
+				[]engine.Event{{Actor: "clinic", Action: engine.EventStepChange, ConversationID: conv.ID, At: time.Now()}})
+		})
+		if err != nil {
+			t.Fatalf("start %q: %v", text, err)
+		}
+		return calls
+	}
+	if calls := start("new number", nil); calls != 1 {
+		t.Errorf("a new number's start ran %d times, want 1", calls)
+	}
+	if u, f := counts(s, &last); u != 1 || f != 0 {
+		t.Errorf("a new number's start: %d without locks and %d under locks, want 1 and 0", u, f)
+	}
+	start("known number", nil)
+	if u, f := counts(s, &last); u != 1 || f != 0 {
+		t.Errorf("a known number's start: %d without locks and %d under locks, want 1 and 0", u, f)
+	}
+	calls := start("raced", func() error {
+		return s.Tx(ctx, func(tx engine.Tx) error { _, _, err := message(ctx, tx, "SM-between", addr, "between"); return err })
+	})
+	if calls != 2 {
+		t.Errorf("the raced start ran %d times, want 2", calls)
+	}
+	if u, f := counts(s, &last); u != 1 || f != 1 {
+		t.Errorf("a raced start: %d without locks and %d under locks, want 1 and 1 (the message, the start)", u, f)
+	}
+	if texts, want := onlyTranscript(t, s), []string{"new number", "known number", "between", "raced"}; !slices.Equal(texts, want) {
+		t.Errorf("transcript %q, want %q", texts, want)
+	}
+	if n := countRows(t, s, "contacts"); n != 1 {
+		t.Errorf("%d contacts, want 1", n)
+	}
+}
+
+// onlyTranscript returns the texts of the transcript of the store's one
+// conversation.
+func onlyTranscript(t *testing.T, s *store.Store) []string {
+	t.Helper()
+	var conv string
+	if err := s.DB().Get(&conv, `SELECT id FROM conversations`); err != nil {
+		t.Fatal(err)
+	}
+	lines, err := s.Transcript(context.Background(), conv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var texts []string
+	for _, l := range lines {
+		texts = append(texts, l.Text)
+	}
+	return texts
 }

@@ -46,8 +46,9 @@ type Store struct {
 	// contactWithConv is the dialect's query behind ContactByAddress.
 	contactWithConv string
 	// markAndFind is the PostgreSQL statement behind MarkInboundFind, and
-	// readInbound the one behind it without locks.
-	markAndFind, readInbound string
+	// readInbound the one behind it without locks; readContact is
+	// ContactByAddress's without locks.
+	markAndFind, readInbound, readContact string
 	// claimSearch and claimRows are the statements of ClaimOutbox and
 	// ClaimOutboxRows.
 	claimSearch, claimRows string
@@ -239,7 +240,7 @@ func Open(ctx context.Context, dsn string, ring *seal.Ring, opts ...Option) (*St
 	}
 	s.contactWithConv = contactWithConvQuery(s.pg)
 	s.markAndFind = markAndFindQuery()
-	s.readInbound = readInboundQuery()
+	s.readInbound, s.readContact = readInboundQuery(), readContactQuery(1)
 	s.claimSearch, s.claimRows = s.claimQuery(searchWhere), s.claimQuery(sqliteRowsWhere)
 	if s.pg {
 		s.claimRows = s.claimQuery(pgRowsWhere)

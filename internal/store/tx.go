@@ -94,6 +94,10 @@ func (t *tx) ContactByAddress(ctx context.Context, ch engine.Channel, address st
 		// The blind index needs the channel; the engine always gives one.
 		return nil, errors.New("find contact: no channel given")
 	}
+	if t.opt != nil && !t.opt.begun {
+		// A clinic's start (optimistic.go).
+		return t.readContact(ctx, ch, address)
+	}
 	if refuse, err := t.unlocked(ctx); refuse || err != nil {
 		return nil, err
 	}
