@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"regexp"
+	"slices"
 )
 
 // Patterns of values that must never reach a log: phone numbers, e-mail
@@ -30,12 +31,18 @@ func Redact(s string) string {
 }
 
 // redactingHandler passes every record through Redact: the message and
-// every string attribute.
-type redactingHandler struct{ next slog.Handler }
+// every string attribute. Attributes given by With are kept as given and
+// redacted only when a record is logged: a request's logger carries a few,
+// and most requests log nothing.
+type redactingHandler struct {
+	next slog.Handler
+	// attrs came from WithAttrs since the last group, not yet redacted.
+	attrs []slog.Attr
+}
 
 // NewRedactingHandler wraps a handler so no log line can carry a phone
 // number, an e-mail address, a date or an SSN.
-func NewRedactingHandler(next slog.Handler) slog.Handler { return redactingHandler{next} }
+func NewRedactingHandler(next slog.Handler) slog.Handler { return redactingHandler{next: next} }
 
 func (h redactingHandler) Enabled(ctx context.Context, l slog.Level) bool {
 	return h.next.Enabled(ctx, l)
@@ -43,6 +50,11 @@ func (h redactingHandler) Enabled(ctx context.Context, l slog.Level) bool {
 
 func (h redactingHandler) Handle(ctx context.Context, r slog.Record) error {
 	out := slog.NewRecord(r.Time, r.Level, Redact(r.Message), r.PC)
+	// The logger's own attributes come first, in the same groups as the
+	// record's, as WithAttrs would have put them.
+	for _, a := range h.attrs {
+		out.AddAttrs(redactAttr(a))
+	}
 	r.Attrs(func(a slog.Attr) bool {
 		out.AddAttrs(redactAttr(a))
 		return true
@@ -75,13 +87,22 @@ func redactAttr(a slog.Attr) slog.Attr {
 }
 
 func (h redactingHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
-	out := make([]slog.Attr, len(attrs))
-	for i, a := range attrs {
-		out[i] = redactAttr(a)
+	if len(attrs) == 0 {
+		return h
 	}
-	return redactingHandler{h.next.WithAttrs(out)}
+	return redactingHandler{next: h.next, attrs: append(slices.Clip(h.attrs), attrs...)}
 }
 
+// WithGroup hands the attributes so far to the next handler, redacted,
+// before the group opens: they stay outside it.
 func (h redactingHandler) WithGroup(name string) slog.Handler {
-	return redactingHandler{h.next.WithGroup(name)}
+	next := h.next
+	if len(h.attrs) > 0 {
+		out := make([]slog.Attr, len(h.attrs))
+		for i, a := range h.attrs {
+			out[i] = redactAttr(a)
+		}
+		next = next.WithAttrs(out)
+	}
+	return redactingHandler{next: next.WithGroup(name)}
 }
