@@ -100,8 +100,13 @@ type BenchRow struct {
 	E2E, Delivery         *Result
 	E2ECheck, DeliveryChk Verification
 	// PoolWait is how long, in all, the store's calls waited for a free
-	// connection during E2E: on SQLite, the queue for its one writer.
+	// connection during E2E (PostgreSQL: SQLite's transactions queue for
+	// their writer before they take its connection).
 	PoolWait time.Duration
+	// WriterTx and WriterCommits are, on SQLite, how many transactions its
+	// single writer ran during E2E and how many commits they shared (group
+	// commit).
+	WriterTx, WriterCommits int64
 	// Waits is what PostgreSQL's busy backends did during E2E.
 	Waits *WaitProfile
 	// Raw is the naive per-message transaction.
@@ -191,6 +196,7 @@ func (b *bench) database(ctx context.Context, db string) (*BenchRow, error) {
 		return nil, err
 	}
 	row.E2E, row.E2ECheck, row.PoolWait, row.Waits, row.E2ECPU = e2e.res, e2e.check, e2e.poolWait, e2e.waits, e2e.cpu
+	row.WriterTx, row.WriterCommits = e2e.writerTx, e2e.writerCommits
 	b.progress("%s: end to end, outbound delivered to a loopback Messages API", db)
 	if delivery, err = b.endToEnd(ctx, db, "bench_delivery", DeliverLoopback, 0, false); err != nil {
 		return nil, err
@@ -232,8 +238,11 @@ type phase struct {
 	res      *Result
 	check    Verification
 	poolWait time.Duration
-	waits    *WaitProfile
-	cpu      *CPUUse
+	// writerTx and writerCommits count SQLite's writer's transactions and
+	// commits.
+	writerTx, writerCommits int64
+	waits                   *WaitProfile
+	cpu                     *CPUUse
 }
 
 // cpuMeter starts counting the CPU used from now on, by this process and
@@ -284,8 +293,11 @@ func (b *bench) endToEnd(ctx context.Context, db, name string, d Delivery, rate 
 	}
 	pool := svc.Server.Store.DB().Stats()
 	cpu := b.cpuMeter(db)
+	commits, txs := svc.Server.Store.GroupCommits()
 	res, err := Run(ctx, b.runConfig(svc.Target(), svc.Start, rate, b.cfg.MaxMessages))
 	p := &phase{res: res, poolWait: svc.Server.Store.DB().Stats().WaitDuration - pool.WaitDuration}
+	c, t := svc.Server.Store.GroupCommits()
+	p.writerCommits, p.writerTx = c-commits, t-txs
 	if headline {
 		// Before the service closes: its backends' CPU is still theirs.
 		p.cpu = cpu()
@@ -508,15 +520,20 @@ func (r *BenchReport) writeGoals(w io.Writer) {
 }
 
 // writeWaits says where the end-to-end runs waited: for the store's
-// connection pool, and inside PostgreSQL.
+// connection pool and inside PostgreSQL, or for SQLite's one writer.
 func (r *BenchReport) writeWaits(w io.Writer) {
 	if len(r.Rows) == 0 {
 		return
 	}
 	fmt.Fprintln(w, "\nWhere the end-to-end runs waited:")
 	for _, row := range r.Rows {
-		if n := row.E2E.Messages; n > 0 {
+		n := row.E2E.Messages
+		if n > 0 && row.DB == Postgres {
 			fmt.Fprintf(w, "  %-8s waiting for a store connection: %s per message\n", row.DB, msec(row.PoolWait/time.Duration(n)))
+		}
+		if n > 0 && row.WriterCommits > 0 {
+			fmt.Fprintf(w, "  %-8s its one writer ran %.2f transactions per message (messages, clinic starts, delivery bookkeeping), %.2f per commit\n",
+				row.DB, float64(row.WriterTx)/float64(n), float64(row.WriterTx)/float64(row.WriterCommits))
 		}
 		if p := row.Waits; p != nil && p.Busy > 0 {
 			var parts []string

@@ -72,6 +72,10 @@ func TestBenchMeasuresEveryPhase(t *testing.T) {
 		if (row.Waits != nil) != (row.DB == Postgres) {
 			t.Errorf("%s: backends sampled = %v; want them on PostgreSQL only", row.DB, row.Waits != nil)
 		}
+		if (row.WriterCommits > 0) != (row.DB == SQLite) || (row.DB == SQLite && row.WriterTx < int64(row.E2E.Messages)) {
+			t.Errorf("%s: the writer ran %d transactions in %d commits for %d webhooks; want them counted on SQLite only, at least one a webhook",
+				row.DB, row.WriterTx, row.WriterCommits, row.E2E.Messages)
+		}
 		if (row.Trips != nil) != (row.DB == Postgres) {
 			t.Errorf("%s: round trips counted = %v; want them on PostgreSQL only", row.DB, row.Trips != nil)
 		}
@@ -101,7 +105,7 @@ func TestBenchMeasuresEveryPhase(t *testing.T) {
 	for _, want := range []string{
 		"e2e msgs/s", "HTTP ceiling msgs/s", "raw DB tx/s", "e2e/raw", "e2e/HTTP",
 		"sqlite", "postgres", "With real delivery", "Paced", "Goals:", "round trips per message",
-		"waiting for a store connection", "busy backends", "transactions)", "written without locks", "CPU time per message",
+		"waiting for a store connection", "its one writer ran", "busy backends", "transactions)", "written without locks", "CPU time per message",
 		"Every webhook was answered 200",
 	} {
 		if !strings.Contains(out.String(), want) {
