@@ -85,6 +85,13 @@ func TestBenchMeasuresEveryPhase(t *testing.T) {
 			t.Errorf("round trips counted over %d webhooks, of a run with %d warm-up and %d measured; want every webhook of a run without warm-up",
 				row.TripMessages, row.TripRun.WarmupMessages, row.TripRun.Messages)
 		}
+		// A message writes many rows (transcript, outbox, audit records
+		// written and moved): more than the raw transaction's two, fewer
+		// than fifty.
+		if per := float64(row.TripRows) / float64(row.TripMessages+row.TripStarts); row.DB == Postgres && (per < 4 || per > 50) {
+			t.Errorf("census: %d rows written for %d webhooks and %d starts (%.1f each); want between 4 and 50 each",
+				row.TripRows, row.TripMessages, row.TripStarts, per)
+		}
 		// Every webhook and clinic start of the census was one engine
 		// transaction, on PostgreSQL tried without locks first.
 		if row.DB == Postgres && (row.TripUnlocked == 0 || row.TripUnlocked+row.TripFallbacks != int64(row.TripMessages+row.TripStarts)) {
@@ -105,7 +112,7 @@ func TestBenchMeasuresEveryPhase(t *testing.T) {
 	for _, want := range []string{
 		"e2e msgs/s", "HTTP ceiling msgs/s", "raw DB tx/s", "e2e/raw", "e2e/HTTP",
 		"sqlite", "postgres", "With real delivery", "Paced", "Goals:", "round trips per message",
-		"waiting for a store connection", "its one writer ran", "busy backends", "transactions)", "written without locks", "CPU time per message",
+		"waiting for a store connection", "its one writer ran", "busy backends", "transactions)", "written without locks", "Rows written", "CPU time per message",
 		"Every webhook was answered 200",
 	} {
 		if !strings.Contains(out.String(), want) {

@@ -203,6 +203,7 @@ func (s *Service) Close() error {
 	if s.cancel != nil {
 		s.cancel()
 		err = <-s.done
+		s.cancel = nil
 	}
 	if s.Server != nil {
 		s.Server.Close()
