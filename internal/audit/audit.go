@@ -98,31 +98,12 @@ const hashDomain = "safeflow/audit/v1"
 // except Hash. Each field is written in a fixed order with its length in front,
 // so moving bytes from one field into the next changes the hash. Time counts
 // in whole microseconds in UTC, which is what storage keeps.
-//
-// The encoding is HashPrefix, Seq (8 bytes, big-endian), HashBody, then the
-// length of PrevHash (8 bytes) and PrevHash: a database that chains records
-// itself computes the same hash from those parts.
 func (r *Record) ComputeHash() []byte {
 	// Records are small: encoding into a stack buffer keeps hashing free of
 	// allocations but the result.
 	var buf [512]byte
 	b := appendString(buf[:0], hashDomain)
 	b = binary.BigEndian.AppendUint64(b, uint64(r.Seq))
-	b = r.appendBody(b)
-	b = binary.BigEndian.AppendUint64(b, uint64(len(r.PrevHash)))
-	b = append(b, r.PrevHash...)
-	sum := sha256.Sum256(b)
-	return sum[:]
-}
-
-// HashPrefix is what the encoding behind ComputeHash begins with.
-func HashPrefix() []byte { return appendString(nil, hashDomain) }
-
-// HashBody is the part of the encoding behind ComputeHash between Seq and
-// PrevHash: every field a record has before it is chained.
-func (r *Record) HashBody() []byte { return r.appendBody(nil) }
-
-func (r *Record) appendBody(b []byte) []byte {
 	b = binary.BigEndian.AppendUint64(b, uint64(r.Time.UnixMicro()))
 	for _, s := range [...]string{
 		r.Actor.Type, r.Actor.ID, r.Actor.Role, r.Source, r.Action, r.Object,
@@ -130,7 +111,10 @@ func (r *Record) appendBody(b []byte) []byte {
 	} {
 		b = appendString(b, s)
 	}
-	return b
+	b = binary.BigEndian.AppendUint64(b, uint64(len(r.PrevHash)))
+	b = append(b, r.PrevHash...)
+	sum := sha256.Sum256(b)
+	return sum[:]
 }
 
 func appendString(b []byte, s string) []byte {

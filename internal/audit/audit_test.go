@@ -2,8 +2,6 @@ package audit
 
 import (
 	"bytes"
-	"crypto/sha256"
-	"encoding/binary"
 	"fmt"
 	"reflect"
 	"testing"
@@ -469,20 +467,4 @@ func FuzzVerify(f *testing.F) {
 			}
 		}
 	})
-}
-
-// A database that chains records computes their hash from HashPrefix,
-// the sequence number, HashBody and the previous hash: the same bytes
-// ComputeHash hashes.
-func TestHashFromParts(t *testing.T) {
-	r := Record{Seq: 41, Time: time.Date(2026, 12, 5, 19, 0, 0, 123456000, time.UTC), Actor: Actor{Type: "contact", ID: "c1"},
-		Action: "message.in", Conversation: "v1", Channel: "sms", Outcome: OutcomeOK, PrevHash: bytes.Repeat([]byte{7}, HashSize)}
-	b := HashPrefix()
-	b = binary.BigEndian.AppendUint64(b, 41)
-	b = append(b, r.HashBody()...)
-	b = binary.BigEndian.AppendUint64(b, HashSize)
-	b = append(b, r.PrevHash...)
-	if sum := sha256.Sum256(b); !bytes.Equal(sum[:], r.ComputeHash()) {
-		t.Errorf("hash from the parts %x, ComputeHash %x", sum, r.ComputeHash())
-	}
 }

@@ -277,47 +277,6 @@ func chain(head *audit.Record, records []audit.Record) *audit.Record {
 	return prev
 }
 
-// chainedStmt returns the CTEs that chain records into the audit log inside
-// one PostgreSQL statement: ar (the records, each with the part of its hash
-// input that does not depend on the chain), h (the head, locked until the
-// statement commits), ch (sequence numbers and hashes, computed by
-// PostgreSQL's sha256 over the same bytes audit.Record.ComputeHash hashes),
-// al (the insert into audit_log) and hu (the head moved). The statement
-// must check that al inserted every record and hu moved the head.
-func chainedStmt(records []audit.Record) (string, []any) {
-	args := make([]any, 0, len(records)*13+1)
-	rows := make([]string, len(records))
-	for i := range records {
-		r := &records[i]
-		r.Time = r.Time.UTC().Truncate(time.Microsecond)
-		rows[i] = fmt.Sprintf("(%d, CAST(? AS BIGINT)%s, CAST(? AS BYTEA))", i+1, strings.Repeat(", CAST(? AS TEXT)", 11))
-		args = append(args, r.Time.UnixMicro(), r.Actor.Type, r.Actor.ID, r.Actor.Role, r.Source, r.Action, r.Object,
-			r.Conversation, r.Channel, r.Outcome, r.Reason, r.RequestID, r.HashBody())
-	}
-	args = append(args, audit.HashPrefix())
-	return `, ar (i, at, actor_type, actor_id, actor_role, source, action, object, conversation_id, channel, outcome, reason,
-			request_id, body) AS (VALUES ` + strings.Join(rows, ", ") + `),
-		h AS (SELECT seq, hash FROM audit_head WHERE id = 1 FOR UPDATE),
-		ch AS (WITH RECURSIVE c (i, seq, prev, hash) AS (
-				SELECT 0, h.seq, h.hash, h.hash FROM h
-				UNION ALL
-				SELECT c.i + 1, c.seq + 1, c.hash, sha256(CAST(? AS BYTEA) || int8send(c.seq + 1) || ar.body || int8send(32) || c.hash)
-				FROM c JOIN ar ON ar.i = c.i + 1)
-			SELECT i, seq, prev, hash FROM c WHERE i > 0),
-		al AS (INSERT INTO audit_log (seq, at, actor_type, actor_id, actor_role, source, action, object,
-				conversation_id, channel, outcome, reason, request_id, prev_hash, hash)
-			SELECT ch.seq, ar.at, ar.actor_type, ar.actor_id, ar.actor_role, ar.source, ar.action, ar.object,
-				ar.conversation_id, ar.channel, ar.outcome, ar.reason, ar.request_id, ch.prev, ch.hash
-			FROM ch JOIN ar ON ar.i = ch.i RETURNING 1),
-		hu AS (UPDATE audit_head SET seq = l.seq, hash = l.hash FROM (SELECT seq, hash FROM ch WHERE i = ` + fmt.Sprint(len(records)) + `) l
-			WHERE audit_head.id = 1 RETURNING 1)`, args
-}
-
-// chainedChecks are the conditions that chainedStmt's CTEs did their work.
-func chainedChecks(n int) []string {
-	return []string{fmt.Sprintf("(SELECT count(*) FROM al) = %d", n), "(SELECT count(*) FROM hu) = 1"}
-}
-
 // insertStmt is the INSERT that appends chained records, a parameter per
 // field.
 func insertStmt(records []audit.Record) (string, []any) {

@@ -338,12 +338,9 @@ func (t *tx) commitOptimistic(ctx context.Context) error {
 			args = append(args, l.TokenHash, l.ConversationID, l.ContactID, micros(l.Created), micros(l.Expires))
 		}
 	}
-	args, byKey, err := t.linesOutboxAudit(&b, args, true)
+	args, byKey, err := t.linesOutboxAudit(&b, args)
 	if err != nil {
 		return err
-	}
-	if len(t.events) > 0 {
-		checks = append(checks, chainedChecks(len(t.events))...)
 	}
 	checks = append(checks, contactChecks...)
 	if len(checks) == 0 {

@@ -929,7 +929,7 @@ func (t *tx) commitCombined(ctx context.Context, r *convRow) error {
 	}
 	b.WriteString("WITH c AS (" + convQ + " RETURNING 1)")
 	args = append(args, convArgs...)
-	args, byKey, err := t.linesOutboxAudit(&b, args, false)
+	args, byKey, err := t.linesOutboxAudit(&b, args)
 	if err != nil {
 		return err
 	}
@@ -951,7 +951,7 @@ func (t *tx) commitCombined(ctx context.Context, r *convRow) error {
 // linesOutboxAudit adds to a combined statement the CTEs l (the transcript
 // lines), o (the outbox rows, returning their numbers and ids) and a (the
 // audit records).
-func (t *tx) linesOutboxAudit(b *strings.Builder, args []any, chainInline bool) ([]any, map[string]*engine.Outbound, error) {
+func (t *tx) linesOutboxAudit(b *strings.Builder, args []any) ([]any, map[string]*engine.Outbound, error) {
 	if len(t.lines) > 0 {
 		q, a, err := t.linesStmt(t.lineNumbers(), 0, len(t.lines))
 		if err != nil {
@@ -972,12 +972,7 @@ func (t *tx) linesOutboxAudit(b *strings.Builder, args []any, chainInline bool) 
 	} else {
 		b.WriteString(", o AS (SELECT 0::bigint AS seq, ''::text AS id, ''::text AS status WHERE false)")
 	}
-	switch {
-	case len(t.events) > 0 && chainInline:
-		q, a := chainedStmt(t.auditRecords())
-		b.WriteString(q)
-		args = append(args, a...)
-	case len(t.events) > 0:
+	if len(t.events) > 0 {
 		q, a := pendingStmt(t.auditRecords(), t.s.now)
 		b.WriteString(", a AS (" + q + " RETURNING 1)")
 		args = append(args, a...)
