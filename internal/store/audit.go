@@ -5,7 +5,6 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/jmoiron/sqlx"
@@ -322,5 +321,5 @@ func clearStmt(ids []int64) (string, []any) {
 	for i, id := range ids {
 		args[i] = id
 	}
-	return `DELETE FROM audit_pending WHERE id IN (` + strings.TrimSuffix(strings.Repeat("?, ", len(ids)), ", ") + `)`, args
+	return `DELETE FROM audit_pending WHERE id IN ` + values(1, len(ids)), args
 }

@@ -78,7 +78,6 @@ func (t *tx) unlocked(ctx context.Context) (refuse bool, err error) {
 		return false, nil
 	}
 	if !t.opt.begun {
-		t.opt = nil
 		return false, t.begin(ctx)
 	}
 	return true, t.lockNeeded()
@@ -162,14 +161,8 @@ func (t *tx) readInbound(ctx context.Context, ch engine.Channel, providerID, add
 	if id == nil {
 		return true, nil, nil
 	}
-	c, err := t.foundContact(contactRow{ID: *id, Channel: *channel, Address: addr, Language: *language, OptedOut: *optedOut}, &v)
-	if err != nil {
-		return false, nil, err
-	}
-	if v.ID != nil {
-		t.convs[*v.ID].version = *version
-	}
-	return true, c, nil
+	c, err := t.foundUnlocked(contactRow{ID: *id, Channel: *channel, Address: addr, Language: *language, OptedOut: *optedOut}, &v, version)
+	return err == nil, c, err
 }
 
 // readContact is ContactByAddress without locks, as a transaction's first
@@ -193,7 +186,13 @@ func (t *tx) readContact(ctx context.Context, ch engine.Channel, address string)
 		}
 		return nil, fmt.Errorf("find contact: %w", err)
 	}
-	c, err := t.foundContact(r, &v)
+	return t.foundUnlocked(r, &v, version)
+}
+
+// foundUnlocked is foundContact for a row read without locks: it also
+// keeps the open conversation's version, which the write checks.
+func (t *tx) foundUnlocked(r contactRow, v *convNull, version *int64) (*engine.Contact, error) {
+	c, err := t.foundContact(r, v)
 	if err != nil {
 		return nil, err
 	}
@@ -262,7 +261,7 @@ func (o *optimistic) setTimers(conversationID string, timers []engine.Timer) {
 // still as read.
 func (t *tx) commitOptimistic(ctx context.Context) error {
 	o := t.opt
-	if len(t.order) > 1 || len(t.lines) > maxBatch || len(t.out) > maxBatch || len(t.events) > maxBatch {
+	if len(t.order) > 1 || len(t.lines) > maxBatch || len(t.out) > maxBatch || len(t.events) > maxBatch || len(o.links) > maxBatch {
 		return errNeedLock
 	}
 	var r *convRow
@@ -327,9 +326,6 @@ func (t *tx) commitOptimistic(ctx context.Context) error {
 				}
 			}
 		}
-	}
-	if len(o.links) > maxBatch {
-		return errNeedLock
 	}
 	if len(o.links) > 0 {
 		b.WriteString(", sl AS (INSERT INTO secure_links (token_hash, conversation_id, contact_id, created, expires) VALUES " +

@@ -156,7 +156,7 @@ func (s *Store) MarkSent(ctx context.Context, sent ...Sent) error {
 			b.WriteString(` WHEN ? THEN ?`)
 			args = append(args, m.Key, m.ProviderID)
 		}
-		b.WriteString(` END WHERE id IN (` + strings.TrimSuffix(strings.Repeat("?, ", to-from), ", ") + `)`)
+		b.WriteString(` END WHERE id IN ` + values(1, to-from))
 		for _, m := range sent[from:to] {
 			args = append(args, m.Key)
 		}
@@ -173,13 +173,14 @@ func (s *Store) MarkSent(ctx context.Context, sent ...Sent) error {
 // same contact, so that they wait for it instead of their lease.
 func (s *Store) ReleaseOutbox(ctx context.Context, keys ...string) error {
 	return batches(len(keys), func(from, to int) error {
-		args := []any{micros(s.now()), micros(s.now())}
+		now := micros(s.now())
+		args := []any{now, now}
 		for _, k := range keys[from:to] {
 			args = append(args, k)
 		}
 		return s.write(ctx, func(q statements) error {
 			_, err := q.ExecContext(ctx, s.q(`UPDATE outbox SET status = 'pending', next_attempt = ?, updated = ?
-				WHERE status = 'sending' AND id IN (`+strings.TrimSuffix(strings.Repeat("?, ", to-from), ", ")+`)`), args...)
+				WHERE status = 'sending' AND id IN `+values(1, to-from)), args...)
 			return err
 		})
 	})
