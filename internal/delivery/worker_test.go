@@ -81,6 +81,18 @@ func write(t *testing.T, s *counted, address string, texts ...string) []int64 {
 	return ids
 }
 
+// handOver has the store hand w what each commit writes, as the service
+// does, and wake it.
+func handOver(s *counted, w *delivery.Worker, wake chan<- struct{}) {
+	s.OnOutbox(func(claimed []store.Pending, rest []int64) {
+		w.Take(claimed, rest)
+		select {
+		case wake <- struct{}{}:
+		default:
+		}
+	})
+}
+
 // start runs a worker until the test ends or stop is called.
 func start(t *testing.T, w *delivery.Worker) (stop func()) {
 	ctx, cancel := context.WithCancel(context.Background())
@@ -200,13 +212,7 @@ func TestMessagesInsertedClaimedGoOutUnclaimed(t *testing.T) {
 	p := &phone{}
 	wake := make(chan struct{}, 1)
 	w := &delivery.Worker{Outbox: s, Senders: map[engine.Channel]engine.Sender{engine.SMS: p}, Wake: wake, Poll: time.Hour}
-	s.OnOutbox(func(claimed []store.Pending, rest []int64) {
-		w.Take(claimed, rest)
-		select {
-		case wake <- struct{}{}:
-		default:
-		}
-	})
+	handOver(s, w, wake)
 	start(t, w)
 	waitFor(t, "the search at start", func() bool { return s.searches.Load() == 1 })
 	write(t, s, "+15550100001", "ana 1", "ana 2")
@@ -242,13 +248,7 @@ func TestMessagesBehindAFailedClaimedOneWait(t *testing.T) {
 	wake := make(chan struct{}, 1)
 	w := &delivery.Worker{Outbox: s, Senders: map[engine.Channel]engine.Sender{engine.SMS: p}, Wake: wake, Poll: time.Hour,
 		BaseDelay: time.Millisecond, MaxDelay: time.Millisecond}
-	s.OnOutbox(func(claimed []store.Pending, rest []int64) {
-		w.Take(claimed, rest)
-		select {
-		case wake <- struct{}{}:
-		default:
-		}
-	})
+	handOver(s, w, wake)
 	stop := start(t, w)
 	waitFor(t, "the search at start", func() bool { return s.searches.Load() == 1 })
 	write(t, s, "+15550100001", "ana 1", "ana 2", "ana 3")

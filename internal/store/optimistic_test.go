@@ -194,13 +194,7 @@ func TestPostgresMessageRacedGoesUnderLocks(t *testing.T) {
 	if texts, want := onlyTranscript(t, s), []string{"first", "fast", "slow"}; !slices.Equal(texts, want) {
 		t.Errorf("transcript %q, want %q: each message once, in the order written", texts, want)
 	}
-	var outbox, seen int
-	if err := s.DB().Get(&outbox, `SELECT count(*) FROM outbox`); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.DB().Get(&seen, `SELECT count(*) FROM inbound_seen`); err != nil {
-		t.Fatal(err)
-	}
+	outbox, seen := countRows(t, s, "outbox"), countRows(t, s, "inbound_seen")
 	if outbox != 3 || seen != 3 {
 		t.Errorf("%d outbox rows and %d ids seen, want 3 and 3", outbox, seen)
 	}
