@@ -125,9 +125,12 @@ func (w *Worker) defaults() {
 }
 
 // Run delivers until ctx ends. Messages in flight when it ends stay in the
-// outbox and are sent after the next start.
+// outbox and are sent after the next start: those it had claimed are
+// released, so that the next start sends them at once instead of when
+// their lease ends.
 func (w *Worker) Run(ctx context.Context) {
 	w.defaults()
+	defer w.Release()
 	// When the outbox is next searched, on the real clock: Now may be a
 	// test's.
 	var search time.Time
@@ -154,12 +157,40 @@ func (w *Worker) Run(ctx context.Context) {
 		if n > 0 {
 			continue
 		}
+		if ctx.Err() != nil {
+			return
+		}
 		select {
 		case <-ctx.Done():
 			return
 		case <-w.Wake:
 		case <-time.After(max(time.Until(search), 0)):
 		}
+	}
+}
+
+// Release returns to the outbox the messages handed over claimed (Take)
+// and not yet sent, and forgets the hinted rows, which were never claimed.
+// Run calls it when it ends; call it again once nothing can commit any
+// more, for what was handed over after. Without it, those messages wait for
+// their lease to end.
+func (w *Worker) Release() {
+	ready, _ := w.take()
+	if len(ready) == 0 {
+		return
+	}
+	keys := make([]string, len(ready))
+	for i, p := range ready {
+		keys[i] = p.Key
+	}
+	w.release(context.Background(), keys)
+}
+
+// release returns claimed messages to the outbox unsent. A failure is
+// logged: the messages' leases still end, only later.
+func (w *Worker) release(ctx context.Context, keys []string) {
+	if err := w.Outbox.ReleaseOutbox(context.WithoutCancel(ctx), keys...); err != nil {
+		w.Log.Error("outbox: could not release messages; they are sent when their lease ends", "messages", len(keys), "err", err)
 	}
 }
 
@@ -209,17 +240,23 @@ func (w *Worker) drainHinted(ctx context.Context, seqs []int64, progress bool) (
 // together, in one statement after the batch. A claim holds at most one
 // message per contact, but a commit may hand over several, oldest first:
 // once one to a contact is not sent, the rest to that contact are released
-// unsent, to follow it when it is retried, so order is kept.
+// unsent, to follow it when it is retried, so order is kept. When ctx ends,
+// the send in flight and the messages after it are released unsent.
 func (w *Worker) deliverAll(ctx context.Context, batch []store.Pending) error {
 	var sent []store.Sent
 	var held map[string]bool
 	var released []string
 	for i, p := range batch {
-		if held[p.ContactID] {
+		if held[p.ContactID] || ctx.Err() != nil {
 			released = append(released, p.Key)
 			continue
 		}
 		s, err := w.deliver(ctx, p)
+		if s == nil && err == nil && ctx.Err() != nil {
+			// Interrupted, or failed and recorded just as ctx ended: a
+			// release changes only a row still claimed.
+			released = append(released, p.Key)
+		}
 		if s != nil {
 			sent = append(sent, *s)
 		}
@@ -267,7 +304,7 @@ func (w *Worker) deliver(ctx context.Context, p store.Pending) (*store.Sent, err
 		return &store.Sent{Key: p.Key, ProviderID: id}, nil
 	}
 	if ctx.Err() != nil {
-		return nil, nil // shutting down: the lease returns the message later
+		return nil, nil // shutting down: deliverAll releases the message
 	}
 	attempts := p.Attempts + 1
 	dead := errors.Is(err, engine.ErrPermanent) || attempts >= w.MaxAttempts

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -115,6 +116,20 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 	}
 }
 
+// anaInOrder checks that of the messages sent, ana's are want, in order.
+func anaInOrder(t *testing.T, sent []string, want ...string) {
+	t.Helper()
+	var ana []string
+	for _, m := range sent {
+		if strings.HasPrefix(m, "ana") {
+			ana = append(ana, m)
+		}
+	}
+	if !slices.Equal(ana, want) {
+		t.Errorf("ana received %q, want %q in order", ana, want)
+	}
+}
+
 // Messages the worker is told of go out at once, claimed by their rows
 // without a search of the outbox, and a contact's second message follows
 // its first.
@@ -218,15 +233,7 @@ func TestMessagesInsertedClaimedGoOutUnclaimed(t *testing.T) {
 	write(t, s, "+15550100001", "ana 1", "ana 2")
 	write(t, s, "+15550100002", "ben 1")
 	waitFor(t, "three messages sent", func() bool { return len(p.sent()) == 3 })
-	var ana []string
-	for _, m := range p.sent() {
-		if m[:3] == "ana" {
-			ana = append(ana, m)
-		}
-	}
-	if want := []string{"ana 1", "ana 2"}; !slices.Equal(ana, want) {
-		t.Errorf("ana received %q, want %q in order", ana, want)
-	}
+	anaInOrder(t, p.sent(), "ana 1", "ana 2")
 	if n := s.byRow.Load(); n != 0 {
 		t.Errorf("%d claims by row, want none: every message came claimed", n)
 	}
@@ -275,4 +282,63 @@ func TestMessagesBehindAFailedClaimedOneWait(t *testing.T) {
 	if got, want := p.sent(), []string{"ben 1", "ana 1", "ana 2", "ana 3"}; !slices.Equal(got, want) {
 		t.Errorf("sent %q, want %q", got, want)
 	}
+}
+
+// stuck is a provider that never answers: a send waits until it is
+// cancelled.
+type stuck struct{ entered chan string }
+
+func (p *stuck) Send(ctx context.Context, m *engine.Outbound) (string, error) {
+	p.entered <- m.Text
+	<-ctx.Done()
+	return "", ctx.Err()
+}
+
+func claimedRows(t *testing.T, s *counted) int {
+	t.Helper()
+	var n int
+	if err := s.DB().Get(&n, `SELECT count(*) FROM outbox WHERE status = 'sending'`); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// A worker that stops releases what it holds claimed: the send it
+// interrupts, the messages behind it, and messages handed over after it
+// stopped (Release). The next worker sends them at once, in order, not
+// when their one-minute lease ends.
+func TestStoppedWorkerReleasesWhatItHolds(t *testing.T) {
+	s := openStore(t)
+	p := &stuck{entered: make(chan string, 8)}
+	wake := make(chan struct{}, 1)
+	w := &delivery.Worker{Outbox: s, Senders: map[engine.Channel]engine.Sender{engine.SMS: p}, Wake: wake, Poll: time.Hour}
+	handOver(s, w, wake)
+	stop := start(t, w)
+	write(t, s, "+15550100001", "ana 1", "ana 2")
+	if got := <-p.entered; got != "ana 1" {
+		t.Fatalf("first send %q, want ana 1", got)
+	}
+	if n := claimedRows(t, s); n != 2 {
+		t.Fatalf("%d messages claimed while ana 1 is in flight, want 2", n)
+	}
+	stop()
+	if n := claimedRows(t, s); n != 0 {
+		t.Errorf("%d messages still claimed after the worker stopped, want 0", n)
+	}
+
+	// A commit after the worker stopped hands it messages claimed at birth.
+	write(t, s, "+15550100002", "ben 1")
+	if n := claimedRows(t, s); n != 1 {
+		t.Fatalf("%d messages claimed after the commit, want ben 1", n)
+	}
+	w.Release()
+	if n := claimedRows(t, s); n != 0 {
+		t.Errorf("%d messages still claimed after Release, want 0", n)
+	}
+
+	ph := &phone{}
+	start(t, &delivery.Worker{Outbox: s, Senders: map[engine.Channel]engine.Sender{engine.SMS: ph}, Poll: 10 * time.Millisecond,
+		Settle: time.Millisecond})
+	waitFor(t, "three messages sent", func() bool { return len(ph.sent()) == 3 })
+	anaInOrder(t, ph.sent(), "ana 1", "ana 2")
 }

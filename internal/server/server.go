@@ -252,7 +252,8 @@ func (s *Server) Wake() {
 }
 
 // Run serves until ctx ends, then shuts down gracefully: in-flight requests
-// finish, and undelivered outbox rows stay for the next start.
+// finish, and undelivered outbox rows stay for the next start, which sends
+// them at once.
 func (s *Server) Run(ctx context.Context, ln net.Listener) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -261,7 +262,11 @@ func (s *Server) Run(ctx context.Context, ln net.Listener) error {
 		wg.Add(1)
 		go func() { defer wg.Done(); fn() }()
 	}
-	background(func() { s.Worker.Run(ctx) })
+	// The outbox worker stops after the requests in flight have finished,
+	// so that it still sends, or releases, what they commit.
+	work, stopWork := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopWork()
+	background(func() { s.Worker.Run(work) })
 	background(func() { s.tickTimers(ctx) })
 	for _, run := range s.runners {
 		background(func() {
@@ -297,7 +302,11 @@ func (s *Server) Run(ctx context.Context, ln net.Listener) error {
 		err = e
 	}
 	cancel()
+	stopWork()
 	wg.Wait()
+	// A timer that fired during the shutdown may have handed the worker
+	// messages after it stopped.
+	s.Worker.Release()
 	if errors.Is(err, http.ErrServerClosed) {
 		err = nil
 	}
