@@ -33,6 +33,9 @@ import (
 )
 
 func TestMain(m *testing.M) {
+	if os.Getenv(crashChild) != "" {
+		os.Exit(runCrashChild())
+	}
 	flag.Parse()
 	// The tests mostly wait: for the service, its database and the
 	// providers' test servers. Unless told otherwise, run more of them at

@@ -302,3 +302,18 @@ func TestSelectScripts(t *testing.T) {
 		})
 	}
 }
+
+func TestScriptReplies(t *testing.T) {
+	for _, c := range []struct {
+		s    Script
+		want int
+	}{
+		{Script{Turns: []Turn{{"INTAKE", 2}, {"yes", 1}}}, 3},
+		{Script{Start: &Start{Replies: 2}, Turns: []Turn{{"5", 1}}}, 3},
+		{Script{Start: &Start{}}, 0},
+	} {
+		if got := c.s.Replies(); got != c.want {
+			t.Errorf("%+v: %d replies, want %d", c.s, got, c.want)
+		}
+	}
+}

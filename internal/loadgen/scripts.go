@@ -46,6 +46,19 @@ type Turn struct {
 // Messages returns how many webhooks one run of the script sends.
 func (s Script) Messages() int { return len(s.Turns) }
 
+// Replies returns how many messages the flow sends the contact over one
+// run of the script, the clinic's start included.
+func (s Script) Replies() int {
+	n := 0
+	if s.Start != nil {
+		n = s.Start.Replies
+	}
+	for _, t := range s.Turns {
+		n += t.Replies
+	}
+	return n
+}
+
 // ExampleScripts returns conversations with the flows in examples/ that go
 // through several questions to an end or a handoff without a sensitive
 // step.
