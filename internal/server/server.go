@@ -92,6 +92,14 @@ func New(ctx context.Context, cfg Config, log *slog.Logger, opts ...Option) (*Se
 		return nil, err
 	}
 	s.closers = append(s.closers, func() { s.Store.Close() })
+	released, err := s.Store.StartService(ctx)
+	if err != nil {
+		s.Close()
+		return nil, err
+	}
+	if released > 0 {
+		log.Info("replies a previous run had claimed, when it stopped without releasing them, go out now", "count", released)
+	}
 	s.Store.WarmPool(ctx)
 	s.runners = append(s.runners, func(ctx context.Context) error { return s.Store.RunAuditChainer(ctx, 200*time.Millisecond) },
 		func(ctx context.Context) error {

@@ -57,6 +57,31 @@ func TestDevModeCreatesPrivateKeyFileAndSQLite(t *testing.T) {
 	}
 }
 
+// A second service on the same SQLite file refuses to start, and says
+// why; it starts once the first has stopped.
+func TestOneServicePerSQLiteFile(t *testing.T) {
+	ln := listen(t)
+	cfg := devConfig(t, ln, examples)
+	r := start(t, ln, cfg)
+	second := cfg
+	second.Addr = "127.0.0.1:0"
+	log, _ := newLog()
+	if srv, err := server.New(context.Background(), second, log); err == nil {
+		srv.Close()
+		t.Fatal("a second service started on the same SQLite file")
+	} else if msg := err.Error(); !strings.Contains(msg, "another safeflow service is running on this SQLite file") ||
+		!strings.Contains(msg, cfg.DB) || !strings.Contains(msg, "stop it first") {
+		t.Errorf("refused with %q; want the reason, the file and what to do", msg)
+	}
+	r.Stop(t)
+	r.Close()
+	srv, err := server.New(context.Background(), second, log)
+	if err != nil {
+		t.Fatalf("after the first stopped, the second could not start: %v", err)
+	}
+	srv.Close()
+}
+
 func TestBrokenFlowsRefuseToStart(t *testing.T) {
 	tests := []struct {
 		Label    string

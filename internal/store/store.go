@@ -23,6 +23,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/gofrs/flock"
 	"github.com/jmoiron/sqlx"
 	"github.com/lib/pq"
 	"github.com/pressly/goose/v3"
@@ -61,6 +62,10 @@ type Store struct {
 	group *committer
 	// ckpt runs SQLite's checkpoints beside the writer.
 	ckpt *checkpointer
+	// file is the SQLite database's path; serviceLock, once StartService
+	// has run, the lock that makes this process its only service.
+	file        string
+	serviceLock *flock.Flock
 	// head is the audit chain's head as this store last wrote it (SQLite).
 	head headCache
 	// written, when set, is told the outbox rows each commit wrote.
@@ -206,7 +211,8 @@ func Open(ctx context.Context, dsn string, ring *seal.Ring, opts ...Option) (*St
 			s.db.SetMaxIdleConns(32)
 		}
 	} else {
-		file := strings.TrimPrefix(dsn, "sqlite:")
+		file := sqliteFile(dsn)
+		s.file = file
 		if file == "" {
 			return nil, errors.New("open store: no database given: use a postgres:// URL or the path of a SQLite file")
 		}
@@ -399,7 +405,12 @@ func (s *Store) Close() error {
 	}
 	s.stmts.m = nil
 	s.stmts.mu.Unlock()
-	return s.db.Close()
+	err := s.db.Close()
+	if s.serviceLock != nil {
+		err = errors.Join(err, s.serviceLock.Unlock())
+		s.serviceLock = nil
+	}
+	return err
 }
 
 // DB returns the database handle, for tests and tools.
