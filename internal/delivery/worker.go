@@ -8,7 +8,6 @@ import (
 	"errors"
 	"log/slog"
 	"math/rand/v2"
-	"slices"
 	"sync"
 	"time"
 
@@ -36,6 +35,12 @@ type Worker struct {
 	BaseDelay, MaxDelay time.Duration
 	// Lease is how long a claimed message is reserved for one attempt.
 	Lease time.Duration
+	// Parallel is how many contacts' messages are sent at once (8 when
+	// zero): a provider takes 100 ms or more to answer, and one send at a
+	// time would hold every contact's reply behind the others'. A
+	// contact's own messages go one at a time, in order, so Senders are
+	// called from several goroutines at once, for different contacts.
+	Parallel int
 	// Poll is how often the whole outbox is searched for due messages:
 	// retries, messages written by other nodes or before a restart. Messages
 	// the worker is told of with Hint are claimed at once, without a search.
@@ -109,6 +114,9 @@ func (w *Worker) defaults() {
 	}
 	if w.Lease == 0 {
 		w.Lease = time.Minute
+	}
+	if w.Parallel <= 0 {
+		w.Parallel = 8
 	}
 	if w.Poll == 0 {
 		w.Poll = 250 * time.Millisecond
@@ -236,48 +244,77 @@ func (w *Worker) drainHinted(ctx context.Context, seqs []int64, progress bool) (
 	return len(batch), err
 }
 
-// deliverAll delivers a claimed batch in order. Deliveries are recorded
-// together, in one statement after the batch. A claim holds at most one
-// message per contact, but a commit may hand over several, oldest first:
-// once one to a contact is not sent, the rest to that contact are released
-// unsent, to follow it when it is retried, so order is kept. When ctx ends,
-// the send in flight and the messages after it are released unsent.
+// deliverAll delivers a claimed batch: each contact's messages in order,
+// up to Parallel contacts at once. Deliveries are recorded together, in
+// one statement after the batch. A claim holds at most one message per
+// contact, but a commit may hand over several, oldest first: once one to a
+// contact is not sent, the rest to that contact are released unsent, to
+// follow it when it is retried, so order is kept. When ctx ends, the sends
+// in flight and the messages after them are released unsent.
 func (w *Worker) deliverAll(ctx context.Context, batch []store.Pending) error {
-	var sent []store.Sent
-	var held map[string]bool
-	var released []string
-	for i, p := range batch {
-		if held[p.ContactID] || ctx.Err() != nil {
-			released = append(released, p.Key)
+	var order []string
+	byContact := map[string][]store.Pending{}
+	for _, p := range batch {
+		k := p.ContactID
+		if k == "" {
+			k = "\x00" + p.Key // no contact to keep in order with
+		}
+		if _, seen := byContact[k]; !seen {
+			order = append(order, k)
+		}
+		byContact[k] = append(byContact[k], p)
+	}
+	var (
+		mu       sync.Mutex
+		sent     []store.Sent
+		released []string
+		errs     []error
+		wg       sync.WaitGroup
+	)
+	turns := make(chan struct{}, max(w.Parallel, 1))
+	for _, k := range order {
+		turns <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-turns }()
+			s, r, err := w.deliverContact(ctx, byContact[k])
+			mu.Lock()
+			defer mu.Unlock()
+			sent, released, errs = append(sent, s...), append(released, r...), append(errs, err)
+		})
+	}
+	wg.Wait()
+	if len(released) > 0 {
+		if err := w.Outbox.ReleaseOutbox(context.WithoutCancel(ctx), released...); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(append(errs, w.markSent(ctx, sent))...)
+}
+
+// deliverContact sends one contact's messages, in order. Once one is not
+// sent (it failed, or ctx ended), it returns the keys of the rest as
+// released, and of that one too when ctx ended during its send.
+func (w *Worker) deliverContact(ctx context.Context, msgs []store.Pending) (sent []store.Sent, released []string, err error) {
+	for i, p := range msgs {
+		var s *store.Sent
+		if ctx.Err() == nil {
+			s, err = w.deliver(ctx, p)
+		}
+		if s != nil {
+			sent = append(sent, *s)
 			continue
 		}
-		s, err := w.deliver(ctx, p)
-		if s == nil && err == nil && ctx.Err() != nil {
+		if err == nil && ctx.Err() != nil {
 			// Interrupted, or failed and recorded just as ctx ended: a
 			// release changes only a row still claimed.
 			released = append(released, p.Key)
 		}
-		if s != nil {
-			sent = append(sent, *s)
+		for _, q := range msgs[i+1:] {
+			released = append(released, q.Key)
 		}
-		if err != nil {
-			w.markSent(ctx, sent)
-			return err
-		}
-		if s == nil && slices.ContainsFunc(batch[i+1:], func(q store.Pending) bool { return q.ContactID == p.ContactID }) {
-			if held == nil {
-				held = map[string]bool{}
-			}
-			held[p.ContactID] = true
-		}
+		return sent, released, err
 	}
-	if len(released) > 0 {
-		if err := w.Outbox.ReleaseOutbox(context.WithoutCancel(ctx), released...); err != nil {
-			w.markSent(ctx, sent)
-			return err
-		}
-	}
-	return w.markSent(ctx, sent)
+	return sent, nil, nil
 }
 
 // markSent records delivered messages, even while shutting down: they

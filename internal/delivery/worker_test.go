@@ -58,7 +58,7 @@ func (p *phone) sent() []string {
 	return slices.Clone(p.got)
 }
 
-func openStore(t *testing.T) *counted {
+func openStore(t testing.TB) *counted {
 	t.Helper()
 	ring, err := seal.Generate()
 	if err != nil {
@@ -74,7 +74,7 @@ func openStore(t *testing.T) *counted {
 
 // write stores one transaction's messages to a new contact and returns
 // their IDs.
-func write(t *testing.T, s *counted, address string, texts ...string) []int64 {
+func write(t testing.TB, s *counted, address string, texts ...string) []int64 {
 	var ids []int64
 	for _, o := range storetest.WriteOutbound(t, s.Store, address, texts...) {
 		ids = append(ids, o.ID)
@@ -95,7 +95,7 @@ func handOver(s *counted, w *delivery.Worker, wake chan<- struct{}) {
 }
 
 // start runs a worker until the test ends or stop is called.
-func start(t *testing.T, w *delivery.Worker) (stop func()) {
+func start(t testing.TB, w *delivery.Worker) (stop func()) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); w.Run(ctx) }()
@@ -105,7 +105,7 @@ func start(t *testing.T, w *delivery.Worker) (stop func()) {
 	return stop
 }
 
-func waitFor(t *testing.T, what string, cond func() bool) {
+func waitFor(t testing.TB, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for !cond() {
@@ -341,4 +341,112 @@ func TestStoppedWorkerReleasesWhatItHolds(t *testing.T) {
 		Settle: time.Millisecond})
 	waitFor(t, "three messages sent", func() bool { return len(ph.sent()) == 3 })
 	anaInOrder(t, ph.sent(), "ana 1", "ana 2")
+}
+
+// slowProvider answers each send after a pause, as a real provider's API
+// does, and records what was sent to whom and how many sends were in
+// flight at once: overall, and to one address.
+type slowProvider struct {
+	pause time.Duration
+
+	mu          sync.Mutex
+	inFlight    int
+	most        int
+	toOne       map[string]int
+	overlapped  bool
+	got         map[string][]string
+	sentInTotal int
+}
+
+func newSlowProvider(pause time.Duration) *slowProvider {
+	return &slowProvider{pause: pause, toOne: map[string]int{}, got: map[string][]string{}}
+}
+
+func (p *slowProvider) Send(ctx context.Context, m *engine.Outbound) (string, error) {
+	p.mu.Lock()
+	p.inFlight++
+	p.most = max(p.most, p.inFlight)
+	p.toOne[m.Address]++
+	p.overlapped = p.overlapped || p.toOne[m.Address] > 1
+	p.mu.Unlock()
+	select {
+	case <-time.After(p.pause):
+	case <-ctx.Done():
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.inFlight--
+	p.toOne[m.Address]--
+	if ctx.Err() != nil {
+		return "", ctx.Err()
+	}
+	p.got[m.Address] = append(p.got[m.Address], m.Text)
+	p.sentInTotal++
+	return fmt.Sprintf("SM%d", p.sentInTotal), nil
+}
+
+func (p *slowProvider) total() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.sentInTotal
+}
+
+// A slow provider does not make every contact wait for the others: up to
+// Parallel contacts are sent to at once, each contact's messages one at a
+// time and in order.
+func TestContactsAreSentToAtOnceEachInOrder(t *testing.T) {
+	s := openStore(t)
+	p := newSlowProvider(20 * time.Millisecond)
+	wake := make(chan struct{}, 1)
+	w := &delivery.Worker{Outbox: s, Senders: map[engine.Channel]engine.Sender{engine.SMS: p}, Wake: wake, Poll: time.Hour, Parallel: 4}
+	handOver(s, w, wake)
+	// Written before the worker runs, the commits' messages wait together
+	// and go out as one batch.
+	var want = map[string][]string{}
+	for i := range 6 {
+		addr := fmt.Sprintf("+1555010%04d", i)
+		want[addr] = []string{addr + " 1", addr + " 2", addr + " 3"}
+		write(t, s, addr, want[addr]...)
+	}
+	start(t, w)
+	waitFor(t, "18 messages sent", func() bool { return p.total() == 18 })
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.most < 2 || p.most > 4 {
+		t.Errorf("at most %d sends in flight at once, want 2 to 4 (Parallel)", p.most)
+	}
+	if p.overlapped {
+		t.Error("two messages to one contact were in flight at once")
+	}
+	for addr, texts := range want {
+		if !slices.Equal(p.got[addr], texts) {
+			t.Errorf("%s received %q, want %q in order", addr, p.got[addr], texts)
+		}
+	}
+}
+
+// BenchmarkSlowProvider delivers one message to each of 16 contacts
+// through a provider that takes 2 ms to answer, one contact at a time and
+// 8 at once, on SQLite. Compare the two rates, taken in the same run.
+func BenchmarkSlowProvider(b *testing.B) {
+	for _, parallel := range []int{1, 8} {
+		b.Run(fmt.Sprintf("parallel=%d", parallel), func(b *testing.B) {
+			s := openStore(b)
+			p := newSlowProvider(2 * time.Millisecond)
+			wake := make(chan struct{}, 1)
+			w := &delivery.Worker{Outbox: s, Senders: map[engine.Channel]engine.Sender{engine.SMS: p}, Wake: wake,
+				Poll: time.Hour, Parallel: parallel}
+			handOver(s, w, wake)
+			start(b, w)
+			const contacts = 16
+			b.ResetTimer()
+			for i := range b.N {
+				for c := range contacts {
+					write(b, s, fmt.Sprintf("+1555%03d%04d", i%1000, c), "hello")
+				}
+				waitFor(b, "the round sent", func() bool { return p.total() == (i+1)*contacts })
+			}
+			b.ReportMetric(float64(b.N*contacts)/b.Elapsed().Seconds(), "msgs/s")
+		})
+	}
 }

@@ -27,7 +27,13 @@ func (s *Server) messengerConfig() messenger.Config {
 // without credentials has no sender: in dev mode the phone simulator takes
 // its place.
 func (s *Server) wireChannels() error {
-	client := &http.Client{Timeout: 15 * time.Second}
+	// The outbox worker sends to several contacts at once: keep as many
+	// connections to each provider open between sends, not Go's default
+	// of two, so that each send does not open a connection (and a TLS
+	// session) of its own.
+	transport := http.DefaultTransport.(*http.Transport).Clone()
+	transport.MaxIdleConnsPerHost = 2 * deliveryParallel
+	client := &http.Client{Timeout: 15 * time.Second, Transport: transport}
 	if s.cfg.TwilioAccountSID != "" && s.senders[engine.SMS] == nil {
 		s.senders[engine.SMS] = twilio.NewSender(s.twilioConfig(), client)
 	}

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"mime"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -49,6 +50,7 @@ type Server struct {
 	mu         sync.Mutex
 	messages   []Message
 	requests   int
+	conns      int
 	failLeft   int
 	failStatus int
 	down       bool
@@ -61,7 +63,15 @@ func NewServer(t testing.TB, accountSID, authToken string) *Server {
 	t.Helper()
 	s := &Server{accountSID: accountSID, authToken: authToken}
 	// httptest listens on 127.0.0.1 unless told otherwise.
-	s.srv = httptest.NewServer(http.HandlerFunc(s.serve))
+	s.srv = httptest.NewUnstartedServer(http.HandlerFunc(s.serve))
+	s.srv.Config.ConnState = func(_ net.Conn, state http.ConnState) {
+		if state == http.StateNew {
+			s.mu.Lock()
+			s.conns++
+			s.mu.Unlock()
+		}
+	}
+	s.srv.Start()
 	s.URL = s.srv.URL
 	t.Cleanup(s.srv.Close)
 	return s
@@ -81,6 +91,13 @@ func (s *Server) Messages() []Message {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return append([]Message(nil), s.messages...)
+}
+
+// Connections returns how many connections clients opened to the server.
+func (s *Server) Connections() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.conns
 }
 
 // Requests returns how many requests reached the server, answered or not.
