@@ -37,9 +37,11 @@ func benchCmd() *cobra.Command {
 		scripts     []string
 		maxMessages int
 		cpuProfile  string
+		// providerLatency delays the loopback Messages API's answers.
+		providerLatency time.Duration
 	)
 	cmd := &cobra.Command{
-		Use:   "bench [--db sqlite|postgres|both] [--contacts 8] [--duration 20s] [--warmup 1s] [--flows examples] [--rate R]",
+		Use:   "bench [--db sqlite|postgres|both] [--contacts 8] [--duration 20s] [--warmup 1s] [--flows examples] [--rate R] [--provider-latency D]",
 		Short: "Measure messages per second and latency end to end, next to the HTTP and database ceilings",
 		Long: `Measure safeflow end to end on this machine. The real service starts in this
 process on 127.0.0.1 with a new key file and made-up Twilio credentials; --contacts
@@ -49,13 +51,16 @@ Twilio webhook that waits for its 200. Nothing leaves 127.0.0.1.
 Each phase runs for --duration, one after the other:
   - the HTTP ceiling: a handler that only parses the form, driven the same way;
   - per database: end to end with outbound SMS discarded in-process; the same with
-    delivery through the Twilio sender to a Messages API on loopback; the raw rate of
+    delivery through the Twilio sender to a Messages API on loopback (which answers
+    each message after --provider-latency, as Twilio's takes 100 ms or more); the raw rate of
     a naive per-message transaction (BEGIN, SELECT ... FOR UPDATE, UPDATE, INSERT,
     COMMIT) at the same concurrency; a run paced at --rate, or half the peak;
   - on PostgreSQL, a count of round trips per message on the wire.
 Each end-to-end phase and the HTTP ceiling begin with --warmup of traffic that is
 not counted: the service has just started, opens its database connections and
-prepares its statements. The paced run's warm-up p99 is reported apart.
+prepares its statements. The paced run's warm-up p99 is reported apart. The delivery
+and paced runs also report how long each webhook's first reply took to reach the
+provider (reply p50, p99): what a patient waits.
 
 SQLite files go to a temporary folder. For PostgreSQL, SAFEFLOW_DB may name a
 postgres:// URL of a scratch database (the bench writes to it); otherwise a
@@ -80,6 +85,8 @@ planned: the figures would not measure the flows.`,
 				return usagef("--rate must not be negative")
 			case maxMessages < 0:
 				return usagef("--max-messages must not be negative")
+			case providerLatency < 0 || providerLatency > 10*time.Second:
+				return usagef("--provider-latency must be from 0 to 10s")
 			}
 			if info, err := os.Stat(flowsDir); err != nil || !info.IsDir() {
 				return usagef("--flows %s is not a folder of flows", flowsDir)
@@ -92,7 +99,7 @@ planned: the figures would not measure the flows.`,
 			defer stop()
 			return runBench(ctx, cmd.OutOrStdout(), cmd.ErrOrStderr(), loadgen.BenchConfig{
 				Databases: kinds, Contacts: contacts, Duration: duration, Warmup: warmup, MaxMessages: maxMessages,
-				FlowsDir: flowsDir, Rate: rate, Scripts: chosen,
+				FlowsDir: flowsDir, Rate: rate, Scripts: chosen, ProviderLatency: providerLatency,
 			}, cpuProfile)
 		},
 	}
@@ -103,6 +110,7 @@ planned: the figures would not measure the flows.`,
 	fl.DurationVar(&warmup, "warmup", time.Second, "unmeasured traffic before each end-to-end phase (its p99 is reported apart)")
 	fl.StringVar(&flowsDir, "flows", "examples", "the folder of example flows the scripts walk")
 	fl.Float64Var(&rate, "rate", 0, "messages per second of the paced run (0: half the measured peak)")
+	fl.DurationVar(&providerLatency, "provider-latency", 0, "how long the loopback Messages API of the delivery run takes to answer each message (Twilio's takes 100 ms or more)")
 	fl.StringSliceVar(&scripts, "script", nil, "run only these conversations (intake-minor, intake-callback, appointment-kept, survey-review)")
 	fl.IntVar(&maxMessages, "max-messages", 0, "also end each phase after this many messages (0: no limit but --duration)")
 	fl.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of each end-to-end run to PREFIX-<db>.pprof (read it with go tool pprof)")

@@ -61,8 +61,11 @@ type BenchConfig struct {
 	MaxMessages int
 	FlowsDir    string
 	// Rate paces the paced run; zero means half the peak just measured.
-	Rate    float64
-	Scripts []Script
+	Rate float64
+	// ProviderLatency is how long the loopback Messages API of the
+	// delivery phase takes to answer each message.
+	ProviderLatency time.Duration
+	Scripts         []Script
 	// SQLiteDir receives one fresh SQLite file per phase.
 	SQLiteDir string
 	// Postgres returns the URL of a database for the phase called name,
@@ -85,8 +88,10 @@ type BenchConfig struct {
 // BenchReport is what a bench measured.
 type BenchReport struct {
 	Contacts int
-	Duration time.Duration
-	Warmup   time.Duration
+	// ProviderLatency is BenchConfig's.
+	ProviderLatency time.Duration
+	Duration        time.Duration
+	Warmup          time.Duration
 	// HTTP is the HTTP ceiling.
 	HTTP *Result
 	Rows []*BenchRow
@@ -99,6 +104,12 @@ type BenchRow struct {
 	// to a Messages API on loopback.
 	E2E, Delivery         *Result
 	E2ECheck, DeliveryChk Verification
+	// DeliveryReply and PacedReply are how long each webhook's first
+	// reply took to reach the provider, in the delivery and paced runs.
+	DeliveryReply, PacedReply Latencies
+	// DeliveredRate is the replies a second the delivery run's Messages
+	// API received, from the first to the last.
+	DeliveredRate float64
 	// PoolWait is how long, in all, the store's calls waited for a free
 	// connection during E2E (PostgreSQL: SQLite's transactions queue for
 	// their writer before they take its connection).
@@ -143,7 +154,7 @@ func Bench(ctx context.Context, cfg BenchConfig) (*BenchReport, error) {
 	if len(cfg.Scripts) == 0 {
 		cfg.Scripts = ExampleScripts()
 	}
-	rep := &BenchReport{Contacts: cfg.Contacts, Duration: cfg.Duration, Warmup: cfg.Warmup}
+	rep := &BenchReport{Contacts: cfg.Contacts, Duration: cfg.Duration, Warmup: cfg.Warmup, ProviderLatency: cfg.ProviderLatency}
 	b := &bench{cfg: cfg}
 	b.progress("HTTP ceiling: a form-parsing handler on loopback")
 	echo, err := StartEcho()
@@ -205,7 +216,8 @@ func (b *bench) database(ctx context.Context, db string) (*BenchRow, error) {
 	if delivery, err = b.endToEnd(ctx, db, "bench_delivery", DeliverLoopback, 0, false); err != nil {
 		return nil, err
 	}
-	row.Delivery, row.DeliveryChk = delivery.res, delivery.check
+	row.Delivery, row.DeliveryChk, row.DeliveryReply = delivery.res, delivery.check, delivery.reply
+	row.DeliveredRate = delivery.delivered
 	b.progress("%s: raw transactions (SELECT%s, UPDATE, INSERT, COMMIT)", db, map[bool]string{true: " FOR UPDATE"}[db == Postgres])
 	dsn, err := b.dsn(ctx, db, "bench_raw")
 	if err != nil {
@@ -226,7 +238,7 @@ func (b *bench) database(ctx context.Context, db string) (*BenchRow, error) {
 		if err != nil {
 			return nil, err
 		}
-		row.Paced, row.PacedCheck = paced.res, paced.check
+		row.Paced, row.PacedCheck, row.PacedReply = paced.res, paced.check, paced.reply
 	}
 	if db == Postgres {
 		b.progress("%s: counting round trips over %d messages", db, tripMessages)
@@ -239,9 +251,12 @@ func (b *bench) database(ctx context.Context, db string) (*BenchRow, error) {
 
 // phase is what one end-to-end run measured.
 type phase struct {
-	res      *Result
-	check    Verification
-	poolWait time.Duration
+	res   *Result
+	check Verification
+	reply Latencies
+	// delivered is the replies a second that reached the sink.
+	delivered float64
+	poolWait  time.Duration
 	// writerTx and writerCommits count SQLite's writer's transactions and
 	// commits.
 	writerTx, writerCommits int64
@@ -276,7 +291,8 @@ func (b *bench) endToEnd(ctx context.Context, db, name string, d Delivery, rate 
 	if err != nil {
 		return nil, err
 	}
-	svc, err := StartService(ctx, ServiceConfig{DB: dsn, FlowsDir: b.cfg.FlowsDir, Delivery: d, Log: b.cfg.Log})
+	svc, err := StartService(ctx, ServiceConfig{DB: dsn, FlowsDir: b.cfg.FlowsDir, Delivery: d, Log: b.cfg.Log,
+		ProviderLatency: b.cfg.ProviderLatency})
 	if err != nil {
 		return nil, err
 	}
@@ -317,6 +333,7 @@ func (b *bench) endToEnd(ctx context.Context, db, name string, d Delivery, rate 
 		return nil, err
 	}
 	p.check = svc.Sink.Verify(ctx, res, 30*time.Second)
+	p.reply, p.delivered = svc.Sink.ReplyLatency(res), svc.Sink.DeliveryRate()
 	return p, nil
 }
 
@@ -424,6 +441,9 @@ func ratio(a, b float64) float64 {
 }
 
 func msec(d time.Duration) string {
+	if d >= 10*time.Second {
+		return fmt.Sprintf("%.1f s", d.Seconds())
+	}
 	return fmt.Sprintf("%.1f ms", float64(d)/float64(time.Millisecond))
 }
 
@@ -446,26 +466,33 @@ func (r *BenchReport) Write(w io.Writer) {
 	}
 	tw.Flush()
 	if len(r.Rows) > 0 {
-		fmt.Fprintln(w, "\nWith real delivery (the Twilio sender posting to a Messages API on loopback):")
+		api := "answering at once"
+		if r.ProviderLatency > 0 {
+			api = "answering after " + r.ProviderLatency.String()
+		}
+		fmt.Fprintf(w, "\nWith real delivery (the Twilio sender posting to a Messages API on loopback, %s;\n"+
+			"reply: from sending a webhook to its first reply reaching the API):\n", api)
 		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-		fmt.Fprintln(tw, "db\tmsgs/s\tp50\tp99\te2e/raw\te2e/HTTP\treplies\t")
+		fmt.Fprintln(tw, "db\tmsgs/s\tp50\tp99\te2e/raw\te2e/HTTP\treplies\treplies/s\treply p50\treply p99\t")
 		for _, row := range r.Rows {
 			d := row.Delivery
-			fmt.Fprintf(tw, "%s\t%.0f\t%s\t%s\t%.2f\t%.3f\t%d\t\n", row.DB, d.Rate(), msec(d.Latency.Percentile(50)),
-				msec(d.Latency.Percentile(99)), ratio(d.Rate(), row.Raw.Rate()), ratio(d.Rate(), r.HTTP.Rate()), d.ExpectedReplies())
+			fmt.Fprintf(tw, "%s\t%.0f\t%s\t%s\t%.2f\t%.3f\t%d\t%.0f\t%s\t%s\t\n", row.DB, d.Rate(), msec(d.Latency.Percentile(50)),
+				msec(d.Latency.Percentile(99)), ratio(d.Rate(), row.Raw.Rate()), ratio(d.Rate(), r.HTTP.Rate()), d.ExpectedReplies(),
+				row.DeliveredRate, msec(row.DeliveryReply.Percentile(50)), msec(row.DeliveryReply.Percentile(99)))
 		}
 		tw.Flush()
 		fmt.Fprintln(w, "\nPaced (open loop; latency counted from when each webhook was due):")
 		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-		fmt.Fprintln(tw, "db\ttarget msgs/s\tachieved\tp50\tp90\tp99\twarm-up p99\t")
+		fmt.Fprintln(tw, "db\ttarget msgs/s\tachieved\tp50\tp90\tp99\twarm-up p99\treply p50\treply p99\t")
 		for _, row := range r.Rows {
 			if p := row.Paced; p != nil {
 				warm := "-"
 				if len(p.WarmupLatency) > 0 {
 					warm = msec(p.WarmupLatency.Percentile(99))
 				}
-				fmt.Fprintf(tw, "%s\t%.0f\t%.0f\t%s\t%s\t%s\t%s\t\n", row.DB, row.PacedRate, p.Rate(),
-					msec(p.Latency.Percentile(50)), msec(p.Latency.Percentile(90)), msec(p.Latency.Percentile(99)), warm)
+				fmt.Fprintf(tw, "%s\t%.0f\t%.0f\t%s\t%s\t%s\t%s\t%s\t%s\t\n", row.DB, row.PacedRate, p.Rate(),
+					msec(p.Latency.Percentile(50)), msec(p.Latency.Percentile(90)), msec(p.Latency.Percentile(99)), warm,
+					msec(row.PacedReply.Percentile(50)), msec(row.PacedReply.Percentile(99)))
 			}
 		}
 		tw.Flush()

@@ -43,7 +43,7 @@ func TestBenchMeasuresEveryPhase(t *testing.T) {
 	var progress strings.Builder
 	rep, err := Bench(context.Background(), BenchConfig{
 		Databases: []string{SQLite, Postgres}, Contacts: 2, Duration: 300 * time.Millisecond, Warmup: 200 * time.Millisecond,
-		FlowsDir: examplesDir, SQLiteDir: t.TempDir(), Progress: &progress,
+		FlowsDir: examplesDir, SQLiteDir: t.TempDir(), Progress: &progress, ProviderLatency: 2 * time.Millisecond,
 		Postgres: func(_ context.Context, name string) (string, error) { return pg.CreateDB(t, ""), nil },
 	})
 	if err != nil {
@@ -65,6 +65,20 @@ func TestBenchMeasuresEveryPhase(t *testing.T) {
 			if res == nil || res.Messages == 0 {
 				t.Errorf("%s %s: nothing measured", row.DB, name)
 			}
+		}
+		// Every measured webhook that expects a reply had its first reply
+		// timed, in the runs whose replies are delivered and paced.
+		for name, c := range map[string]struct {
+			res     *Result
+			replies Latencies
+		}{"delivery": {row.Delivery, row.DeliveryReply}, "paced": {row.Paced, row.PacedReply}} {
+			if len(c.replies) == 0 || len(c.replies) > c.res.Messages || c.replies.Percentile(0) <= 0 {
+				t.Errorf("%s %s: %d reply times (fastest %v) for %d webhooks; want one per webhook that expects a reply",
+					row.DB, name, len(c.replies), c.replies.Percentile(0), c.res.Messages)
+			}
+		}
+		if row.DeliveredRate <= 0 {
+			t.Errorf("%s: delivered %v replies a second", row.DB, row.DeliveredRate)
 		}
 		if want := row.E2E.Rate() / 2; row.PacedRate != want {
 			t.Errorf("%s: paced at %v, want half the peak %v", row.DB, row.PacedRate, want)
@@ -113,7 +127,7 @@ func TestBenchMeasuresEveryPhase(t *testing.T) {
 		"e2e msgs/s", "HTTP ceiling msgs/s", "raw DB tx/s", "e2e/raw", "e2e/HTTP",
 		"sqlite", "postgres", "With real delivery", "Paced", "Goals:", "round trips per message",
 		"waiting for a store connection", "its one writer ran", "busy backends", "transactions)", "written without locks", "Rows written", "CPU time per message",
-		"Every webhook was answered 200",
+		"Every webhook was answered 200", "answering after 2ms", "replies/s", "reply p50", "reply p99",
 	} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("the report lacks %q:\n%s", want, out.String())

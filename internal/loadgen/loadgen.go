@@ -114,6 +114,16 @@ type Result struct {
 type expectation struct {
 	replies int
 	final   string // empty unless the script ran to its end
+	// asked marks the measured webhooks that expect a reply, for
+	// Sink.ReplyLatency.
+	asked []asked
+}
+
+// asked is a webhook waiting for its first reply: sent at sent, after
+// which the contact's reply number first (counted from 0) answers it.
+type asked struct {
+	sent  time.Time
+	first int
 }
 
 // Rate returns the answered webhooks per second.
@@ -349,6 +359,7 @@ func (w *worker) conversation(s Script) bool {
 		if !ok {
 			return false
 		}
+		sent := time.Now()
 		err := w.post(addr, turn.Text)
 		took := time.Since(due)
 		if err != nil {
@@ -365,6 +376,9 @@ func (w *worker) conversation(s Script) bool {
 		} else {
 			w.messages++
 			w.samples = append(w.samples, took)
+			if turn.Replies > 0 {
+				exp.asked = append(exp.asked, asked{sent: sent, first: exp.replies})
+			}
 		}
 		exp.replies += turn.Replies
 	}

@@ -56,6 +56,9 @@ type ServiceConfig struct {
 	// FlowsDir is the folder of flows, such as examples/.
 	FlowsDir string
 	Delivery Delivery
+	// ProviderLatency is how long the loopback Messages API takes to
+	// answer (DeliverLoopback).
+	ProviderLatency time.Duration
 	// Log receives the service's log; nil discards it.
 	Log *slog.Logger
 }
@@ -108,6 +111,7 @@ func StartService(ctx context.Context, cfg ServiceConfig) (*Service, error) {
 	var opts []server.Option
 	switch cfg.Delivery {
 	case DeliverLoopback:
+		s.Sink.SetLatency(cfg.ProviderLatency)
 		if apiURL, err = s.Sink.Listen(); err != nil {
 			return nil, err
 		}

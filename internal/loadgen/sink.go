@@ -22,6 +22,9 @@ import (
 // Verify can tell whether each conversation took its planned path.
 type Sink struct {
 	accountSID, authToken string
+	// latency is how long the Messages API takes to answer (SetLatency).
+	latency time.Duration
+	now     func() time.Time
 
 	mu     sync.Mutex
 	byTo   map[string]*received
@@ -35,6 +38,8 @@ type Sink struct {
 type received struct {
 	count int
 	last  string
+	// arrived holds when each message came, in order.
+	arrived []time.Time
 }
 
 var _ engine.Sender = (*Sink)(nil)
@@ -42,8 +47,12 @@ var _ engine.Sender = (*Sink)(nil)
 // NewSink returns a sink for the Twilio account accountSID, whose API
 // requests must carry authToken.
 func NewSink(accountSID, authToken string) *Sink {
-	return &Sink{accountSID: accountSID, authToken: authToken, byTo: map[string]*received{}}
+	return &Sink{accountSID: accountSID, authToken: authToken, byTo: map[string]*received{}, now: time.Now}
 }
+
+// SetLatency makes the Messages API answer each message d after it came,
+// as a real provider's API takes 100 ms or more. Call it before Listen.
+func (s *Sink) SetLatency(d time.Duration) { s.latency = d }
 
 // Listen serves the Messages API on a free port of 127.0.0.1 and returns
 // its base URL, for the service's Twilio API URL.
@@ -92,6 +101,15 @@ func (s *Sink) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.record(r.PostForm.Get("To"), r.PostForm.Get("Body"))
+	if s.latency > 0 {
+		t := time.NewTimer(s.latency)
+		defer t.Stop()
+		select {
+		case <-t.C:
+		case <-r.Context().Done():
+			return
+		}
+	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusCreated)
 	_ = json.NewEncoder(w).Encode(map[string]string{"sid": s.sid(), "status": "queued"})
@@ -107,7 +125,49 @@ func (s *Sink) record(to, body string) {
 	}
 	r.count++
 	r.last = body
+	r.arrived = append(r.arrived, s.now())
 	s.total++
+}
+
+// DeliveryRate returns how many messages a second reached the sink,
+// from the first to the last.
+func (s *Sink) DeliveryRate() float64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var first, last time.Time
+	for _, r := range s.byTo {
+		for _, t := range r.arrived {
+			if first.IsZero() || t.Before(first) {
+				first = t
+			}
+			if t.After(last) {
+				last = t
+			}
+		}
+	}
+	if !last.After(first) {
+		return 0
+	}
+	return float64(s.total-1) / last.Sub(first).Seconds()
+}
+
+// ReplyLatency returns, for each measured webhook of res that expected a
+// reply, how long its first reply took to come: from when the webhook was
+// sent to when the reply reached the sink. It is what a patient waits.
+// Call it after Verify, which waits for the replies.
+func (s *Sink) ReplyLatency(res *Result) Latencies {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []time.Duration
+	for addr, e := range res.expect {
+		got := s.byTo[addr]
+		for _, a := range e.asked {
+			if got != nil && a.first < len(got.arrived) {
+				out = append(out, got.arrived[a.first].Sub(a.sent))
+			}
+		}
+	}
+	return NewLatencies(out)
 }
 
 // sid returns a Twilio-shaped message sid, unique in the process.
@@ -147,13 +207,17 @@ func (v Verification) String() string {
 		v.Complete, v.Contacts, v.Missing, v.Extra, v.WrongEnd)
 }
 
-// Verify waits up to wait for the replies res planned to arrive (the
-// outbox is drained after the webhooks are answered), then compares, per
-// contact, what arrived with what was planned. It ends early when ctx does.
-func (s *Sink) Verify(ctx context.Context, res *Result, wait time.Duration) Verification {
+// Verify waits for the replies res planned to arrive (the outbox is
+// drained after the webhooks are answered) for as long as they keep coming,
+// until none has come for stall, then compares, per contact, what arrived
+// with what was planned. It ends early when ctx does.
+func (s *Sink) Verify(ctx context.Context, res *Result, stall time.Duration) Verification {
 	want := res.ExpectedReplies()
-	deadline := time.Now().Add(wait)
-	for s.Total() < want && time.Now().Before(deadline) && ctx.Err() == nil {
+	last, since := s.Total(), time.Now()
+	for n := last; n < want && time.Since(since) < stall && ctx.Err() == nil; n = s.Total() {
+		if n > last {
+			last, since = n, time.Now()
+		}
 		time.Sleep(20 * time.Millisecond)
 	}
 	// Replies still on their way when the count is reached would be

@@ -3,11 +3,14 @@ package loadgen
 import (
 	"context"
 	"encoding/json"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/safeflow/safeflow/engine"
 )
@@ -102,5 +105,38 @@ func TestVerifyComparesPerContact(t *testing.T) {
 				t.Errorf("OK = %v", got.OK())
 			}
 		})
+	}
+}
+
+// ReplyLatency times each measured webhook's first reply, from when the
+// webhook was sent to when that reply came; DeliveryRate counts the
+// replies a second from the first to the last.
+func TestReplyLatencyAndDeliveryRate(t *testing.T) {
+	t0 := time.Date(2026, 12, 5, 9, 0, 0, 0, time.UTC)
+	s := NewSink("AC", "t")
+	var at time.Time
+	s.now = func() time.Time { return at }
+	arrive := func(offset time.Duration, to string) {
+		at = t0.Add(offset)
+		if _, err := s.Send(context.Background(), &engine.Outbound{Channel: engine.SMS, Address: to, Text: "reply"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Ana's first webhook is answered by replies 0 and 1, her second by
+	// reply 2; Ben's only webhook by reply 0, which never came.
+	res := &Result{expect: map[string]expectation{
+		"+12015550001": {replies: 3, asked: []asked{{sent: t0, first: 0}, {sent: t0.Add(time.Second), first: 2}}},
+		"+12015550002": {replies: 1, asked: []asked{{sent: t0.Add(time.Second), first: 0}}},
+	}}
+	arrive(100*time.Millisecond, "+12015550001")
+	arrive(150*time.Millisecond, "+12015550001")
+	arrive(1300*time.Millisecond, "+12015550001")
+	got := s.ReplyLatency(res)
+	if want := (Latencies{100 * time.Millisecond, 300 * time.Millisecond}); !slices.Equal(got, want) {
+		t.Errorf("ReplyLatency = %v, want %v", got, want)
+	}
+	// 3 replies, 2 gaps, over 1.2 s.
+	if got, want := s.DeliveryRate(), 2/1.2; math.Abs(got-want) > 1e-9 {
+		t.Errorf("DeliveryRate = %v, want %v", got, want)
 	}
 }
