@@ -32,7 +32,7 @@ func (s *Server) wireChannels() error {
 	// of two, so that each send does not open a connection (and a TLS
 	// session) of its own.
 	transport := http.DefaultTransport.(*http.Transport).Clone()
-	transport.MaxIdleConnsPerHost = 2 * deliveryParallel
+	transport.MaxIdleConnsPerHost = 2 * s.cfg.DeliveryParallelism()
 	client := &http.Client{Timeout: 15 * time.Second, Transport: transport}
 	if s.cfg.TwilioAccountSID != "" && s.senders[engine.SMS] == nil {
 		s.senders[engine.SMS] = twilio.NewSender(s.twilioConfig(), client)

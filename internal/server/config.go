@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"strconv"
 	"strings"
 
 	"gopkg.in/yaml.v3"
@@ -47,6 +48,21 @@ type Config struct {
 	// reverse proxies in front of safeflow: for requests from them, the
 	// client's address is taken from X-Forwarded-For. Empty: trust none.
 	TrustedProxies string `yaml:"trusted_proxies"`
+	// DeliveryParallel is how many contacts the outbox sends to at once,
+	// 1 to 64; empty means 8 (see DeliveryParallelism).
+	DeliveryParallel string `yaml:"delivery_parallel"`
+}
+
+// defaultDeliveryParallel and maxDeliveryParallel bound DeliveryParallel.
+const defaultDeliveryParallel, maxDeliveryParallel = 8, 64
+
+// DeliveryParallelism returns how many contacts the outbox sends to at
+// once: DeliveryParallel, or 8. Check has refused anything else.
+func (c Config) DeliveryParallelism() int {
+	if n, err := strconv.Atoi(strings.TrimSpace(c.DeliveryParallel)); err == nil && n >= 1 && n <= maxDeliveryParallel {
+		return n
+	}
+	return defaultDeliveryParallel
 }
 
 // envNames maps each setting to its environment variable.
@@ -68,6 +84,7 @@ var envNames = map[string]func(*Config) *string{
 	"SAFEFLOW_TIME_ZONE":              func(c *Config) *string { return &c.TimeZone },
 	"SAFEFLOW_DATE_ORDER":             func(c *Config) *string { return &c.DateOrder },
 	"SAFEFLOW_TRUSTED_PROXIES":        func(c *Config) *string { return &c.TrustedProxies },
+	"SAFEFLOW_DELIVERY_PARALLEL":      func(c *Config) *string { return &c.DeliveryParallel },
 }
 
 // Defaults returns the built-in settings.
@@ -142,6 +159,12 @@ func (c *Config) Check() error {
 	}
 	if c.FlowsDir == "" {
 		problems = append(problems, "no flows folder: set SAFEFLOW_FLOWS (or --flows)")
+	}
+	if v := strings.TrimSpace(c.DeliveryParallel); v != "" {
+		if n, err := strconv.Atoi(v); err != nil || n < 1 || n > maxDeliveryParallel {
+			problems = append(problems, fmt.Sprintf("SAFEFLOW_DELIVERY_PARALLEL %q is not a whole number from 1 to %d: it is how many patients the outbox sends to at once (%d when unset)",
+				c.DeliveryParallel, maxDeliveryParallel, defaultDeliveryParallel))
+		}
 	}
 	if len(problems) > 0 {
 		return errors.New("cannot start:\n  - " + strings.Join(problems, "\n  - "))

@@ -120,6 +120,17 @@ func TestCheck(t *testing.T) {
 			Config:         prod(func(c *server.Config) { c.DateOrder = "YMD" }),
 			ExpectedErrors: []string{`the date order "YMD" is not MDY or DMY`, "SAFEFLOW_DATE_ORDER"},
 		},
+		{Label: "DeliveryParallel", Config: prod(func(c *server.Config) { c.DeliveryParallel = "32" }), ExpectedURL: "https://chat.clinic.example"},
+		{
+			Label:          "ErrDeliveryParallel",
+			Config:         prod(func(c *server.Config) { c.DeliveryParallel = "0" }),
+			ExpectedErrors: []string{`SAFEFLOW_DELIVERY_PARALLEL "0" is not a whole number from 1 to 64`, "8 when unset"},
+		},
+		{
+			Label:          "ErrDeliveryParallelNotANumber",
+			Config:         prod(func(c *server.Config) { c.DeliveryParallel = "lots" }),
+			ExpectedErrors: []string{`SAFEFLOW_DELIVERY_PARALLEL "lots"`},
+		},
 		{
 			Label:          "ErrNoFlows",
 			Config:         prod(func(c *server.Config) { c.FlowsDir = "" }),

@@ -57,9 +57,6 @@ type Server struct {
 	links      engine.LinkIssuer
 }
 
-// deliveryParallel is how many contacts the outbox worker sends to at once.
-const deliveryParallel = 8
-
 // Option configures a Server beyond its Config.
 type Option func(*Server)
 
@@ -141,7 +138,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger, opts ...Option) (*Se
 		s.Close()
 		return nil, err
 	}
-	s.Worker = &delivery.Worker{Outbox: s.Store, Senders: s.senders, Log: log, Wake: s.wake, Now: s.now, Parallel: deliveryParallel,
+	s.Worker = &delivery.Worker{Outbox: s.Store, Senders: s.senders, Log: log, Wake: s.wake, Now: s.now, Parallel: cfg.DeliveryParallelism(),
 		Observe: func(ch engine.Channel, outcome string) { s.metrics.outbound.WithLabelValues(string(ch), outcome).Inc() }}
 	s.metrics.storeMetrics(s.Store.OptimisticCounts)
 	// Whatever writes to the outbox (a webhook, the secure page, a timer, a

@@ -82,6 +82,25 @@ func TestOneServicePerSQLiteFile(t *testing.T) {
 	srv.Close()
 }
 
+// SAFEFLOW_DELIVERY_PARALLEL sets how many contacts the outbox worker
+// sends to at once; unset, 8.
+func TestDeliveryParallelReachesTheWorker(t *testing.T) {
+	for _, c := range []struct {
+		setting string
+		want    int
+	}{{"", 8}, {"3", 3}} {
+		ln := listen(t)
+		cfg := devConfig(t, ln, examples)
+		cfg.DeliveryParallel = c.setting
+		r := start(t, ln, cfg)
+		if r.Worker.Parallel != c.want {
+			t.Errorf("SAFEFLOW_DELIVERY_PARALLEL=%q: the worker sends to %d at once, want %d", c.setting, r.Worker.Parallel, c.want)
+		}
+		r.Stop(t)
+		r.Close()
+	}
+}
+
 func TestBrokenFlowsRefuseToStart(t *testing.T) {
 	tests := []struct {
 		Label    string
