@@ -191,13 +191,11 @@ func (w *Worker) Release() {
 	for i, p := range ready {
 		keys[i] = p.Key
 	}
-	w.release(context.Background(), keys)
-}
-
-// release returns claimed messages to the outbox unsent. A failure is
-// logged: the messages' leases still end, only later.
-func (w *Worker) release(ctx context.Context, keys []string) {
-	if err := w.Outbox.ReleaseOutbox(context.WithoutCancel(ctx), keys...); err != nil {
+	// The service is stopping: a database that does not answer must not
+	// hold it up. A failure only leaves the messages to their lease.
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := w.Outbox.ReleaseOutbox(ctx, keys...); err != nil {
 		w.Log.Error("outbox: could not release messages; they are sent when their lease ends", "messages", len(keys), "err", err)
 	}
 }

@@ -87,18 +87,13 @@ func New(ctx context.Context, cfg Config, log *slog.Logger, opts ...Option) (*Se
 	if err != nil {
 		return nil, err
 	}
-	s.Store, err = store.Open(ctx, cfg.DB, ring, store.WithClock(s.now))
+	s.Store, err = store.Open(ctx, cfg.DB, ring, store.WithClock(s.now), store.AsService())
 	if err != nil {
 		return nil, err
 	}
 	s.closers = append(s.closers, func() { s.Store.Close() })
-	released, err := s.Store.StartService(ctx)
-	if err != nil {
-		s.Close()
-		return nil, err
-	}
-	if released > 0 {
-		log.Info("replies a previous run had claimed, when it stopped without releasing them, go out now", "count", released)
+	if n := s.Store.ReleasedAtStart(); n > 0 {
+		log.Info("replies a previous run had claimed, when it stopped without releasing them, go out now", "count", n)
 	}
 	s.Store.WarmPool(ctx)
 	s.runners = append(s.runners, func(ctx context.Context) error { return s.Store.RunAuditChainer(ctx, 200*time.Millisecond) },

@@ -62,10 +62,13 @@ type Store struct {
 	group *committer
 	// ckpt runs SQLite's checkpoints beside the writer.
 	ckpt *checkpointer
-	// file is the SQLite database's path; serviceLock, once StartService
-	// has run, the lock that makes this process its only service.
-	file        string
-	serviceLock *flock.Flock
+	// file is the SQLite database's path. service is set by AsService;
+	// serviceLock is then the lock that makes this process the file's only
+	// service, and releasedAtStart what Open returned to the outbox.
+	file            string
+	service         bool
+	serviceLock     *flock.Flock
+	releasedAtStart int64
 	// head is the audit chain's head as this store last wrote it (SQLite).
 	head headCache
 	// written, when set, is told the outbox rows each commit wrote.
@@ -200,6 +203,7 @@ func Open(ctx context.Context, dsn string, ring *seal.Ring, opts ...Option) (*St
 		o(s)
 	}
 	var err error
+	opened := false       // for the service lock's release on failure
 	var sqliteName string // the SQLite file's DSN, for the checkpointer
 	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
 		s.pg = true
@@ -215,6 +219,17 @@ func Open(ctx context.Context, dsn string, ring *seal.Ring, opts ...Option) (*St
 		s.file = file
 		if file == "" {
 			return nil, errors.New("open store: no database given: use a postgres:// URL or the path of a SQLite file")
+		}
+		if s.service {
+			// Before anything touches the file, migrations included.
+			if err := s.lockService(); err != nil {
+				return nil, err
+			}
+			defer func() {
+				if !opened {
+					s.serviceLock.Unlock()
+				}
+			}()
 		}
 		var name string
 		if name, err = sqliteDSN(file); err != nil {
@@ -257,7 +272,16 @@ func Open(ctx context.Context, dsn string, ring *seal.Ring, opts ...Option) (*St
 			s.db.Close()
 			return nil, fmt.Errorf("open store: %w", err)
 		}
+		if s.service {
+			if err := s.releaseClaims(ctx); err != nil {
+				s.group.close()
+				s.ckpt.close()
+				s.db.Close()
+				return nil, err
+			}
+		}
 	}
+	opened = true
 	return s, nil
 }
 
