@@ -35,6 +35,10 @@ type Worker struct {
 	BaseDelay, MaxDelay time.Duration
 	// Lease is how long a claimed message is reserved for one attempt.
 	Lease time.Duration
+	// RecordAfter is how long a batch runs before what it has sent is
+	// recorded as each contact's messages are done, rather than all
+	// together at its end (100 ms when zero).
+	RecordAfter time.Duration
 	// Parallel is how many contacts' messages are sent at once (8 when
 	// zero): a provider takes 100 ms or more to answer, and one send at a
 	// time would hold every contact's reply behind the others'. A
@@ -117,6 +121,9 @@ func (w *Worker) defaults() {
 	}
 	if w.Parallel <= 0 {
 		w.Parallel = 8
+	}
+	if w.RecordAfter == 0 {
+		w.RecordAfter = 100 * time.Millisecond
 	}
 	if w.Poll == 0 {
 		w.Poll = 250 * time.Millisecond
@@ -244,11 +251,12 @@ func (w *Worker) drainHinted(ctx context.Context, seqs []int64, progress bool) (
 
 // deliverAll delivers a claimed batch: each contact's messages in order,
 // up to Parallel contacts at once. Deliveries are recorded together, in
-// one statement after the batch. A claim holds at most one message per
+// one statement after the batch, when it is quick. A claim holds at most one message per
 // contact, but a commit may hand over several, oldest first: once one to a
 // contact is not sent, the rest to that contact are released unsent, to
 // follow it when it is retried, so order is kept. When ctx ends, the sends
-// in flight and the messages after them are released unsent.
+// in flight and the messages after them are released unsent. A batch that
+// runs past RecordAfter records its deliveries as they come.
 func (w *Worker) deliverAll(ctx context.Context, batch []store.Pending) error {
 	var order []string
 	byContact := map[string][]store.Pending{}
@@ -269,6 +277,7 @@ func (w *Worker) deliverAll(ctx context.Context, batch []store.Pending) error {
 		errs     []error
 		wg       sync.WaitGroup
 	)
+	began := time.Now()
 	turns := make(chan struct{}, max(w.Parallel, 1))
 	for _, k := range order {
 		turns <- struct{}{}
@@ -276,8 +285,20 @@ func (w *Worker) deliverAll(ctx context.Context, batch []store.Pending) error {
 			defer func() { <-turns }()
 			s, r, err := w.deliverContact(ctx, byContact[k])
 			mu.Lock()
-			defer mu.Unlock()
 			sent, released, errs = append(sent, s...), append(released, r...), append(errs, err)
+			// A batch that runs long (a slow provider) records what it
+			// has sent as it goes: a crash sends again only what was
+			// sent but not yet recorded.
+			var record []store.Sent
+			if time.Since(began) >= w.RecordAfter {
+				record, sent = sent, nil
+			}
+			mu.Unlock()
+			if err := w.markSent(ctx, record); err != nil {
+				mu.Lock()
+				errs = append(errs, err)
+				mu.Unlock()
+			}
 		})
 	}
 	wg.Wait()

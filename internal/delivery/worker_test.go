@@ -267,11 +267,7 @@ func TestMessagesBehindAFailedClaimedOneWait(t *testing.T) {
 	}
 	// Released, not leased: a search finds ana 1's retry at once, and
 	// nothing of ana's is in flight.
-	var sending int
-	if err := s.DB().Get(&sending, `SELECT count(*) FROM outbox WHERE status = 'sending'`); err != nil {
-		t.Fatal(err)
-	}
-	if sending != 0 {
+	if sending := countStatus(t, s, "sending"); sending != 0 {
 		t.Errorf("%d messages still claimed after the worker stopped, want 0: ana 2 and 3 released", sending)
 	}
 
@@ -294,10 +290,11 @@ func (p *stuck) Send(ctx context.Context, m *engine.Outbound) (string, error) {
 	return "", ctx.Err()
 }
 
-func claimedRows(t *testing.T, s *counted) int {
+// countStatus returns how many outbox rows have the status given.
+func countStatus(t testing.TB, s *counted, status string) int {
 	t.Helper()
 	var n int
-	if err := s.DB().Get(&n, `SELECT count(*) FROM outbox WHERE status = 'sending'`); err != nil {
+	if err := s.DB().Get(&n, `SELECT COUNT(*) FROM outbox WHERE status = ?`, status); err != nil {
 		t.Fatal(err)
 	}
 	return n
@@ -318,21 +315,21 @@ func TestStoppedWorkerReleasesWhatItHolds(t *testing.T) {
 	if got := <-p.entered; got != "ana 1" {
 		t.Fatalf("first send %q, want ana 1", got)
 	}
-	if n := claimedRows(t, s); n != 2 {
+	if n := countStatus(t, s, "sending"); n != 2 {
 		t.Fatalf("%d messages claimed while ana 1 is in flight, want 2", n)
 	}
 	stop()
-	if n := claimedRows(t, s); n != 0 {
+	if n := countStatus(t, s, "sending"); n != 0 {
 		t.Errorf("%d messages still claimed after the worker stopped, want 0", n)
 	}
 
 	// A commit after the worker stopped hands it messages claimed at birth.
 	write(t, s, "+15550100002", "ben 1")
-	if n := claimedRows(t, s); n != 1 {
+	if n := countStatus(t, s, "sending"); n != 1 {
 		t.Fatalf("%d messages claimed after the commit, want ben 1", n)
 	}
 	w.Release()
-	if n := claimedRows(t, s); n != 0 {
+	if n := countStatus(t, s, "sending"); n != 0 {
 		t.Errorf("%d messages still claimed after Release, want 0", n)
 	}
 
@@ -448,5 +445,45 @@ func BenchmarkSlowProvider(b *testing.B) {
 			}
 			b.ReportMetric(float64(b.N*contacts)/b.Elapsed().Seconds(), "msgs/s")
 		})
+	}
+}
+
+// sendFunc is an engine.Sender made of a function.
+type sendFunc func(ctx context.Context, m *engine.Outbound) (string, error)
+
+func (f sendFunc) Send(ctx context.Context, m *engine.Outbound) (string, error) { return f(ctx, m) }
+
+// A batch that runs long, behind a slow provider, records its deliveries
+// as each contact's are done instead of all at its end: a crash would send
+// again only the last few, not the whole batch.
+func TestLongBatchRecordsAsItGoes(t *testing.T) {
+	s := openStore(t)
+	var mu sync.Mutex
+	var recorded []int // messages recorded as sent when each send began
+	p := sendFunc(func(ctx context.Context, m *engine.Outbound) (string, error) {
+		var n int
+		if err := s.DB().Get(&n, `SELECT COUNT(*) FROM outbox WHERE status = 'sent'`); err != nil {
+			return "", err
+		}
+		mu.Lock()
+		recorded = append(recorded, n)
+		mu.Unlock()
+		time.Sleep(30 * time.Millisecond)
+		return "SM" + m.Address, nil
+	})
+	wake := make(chan struct{}, 1)
+	w := &delivery.Worker{Outbox: s, Senders: map[engine.Channel]engine.Sender{engine.SMS: p}, Wake: wake, Poll: time.Hour,
+		Parallel: 1, RecordAfter: 50 * time.Millisecond}
+	handOver(s, w, wake)
+	// Written before the worker runs: one batch of six contacts.
+	for i := range 6 {
+		write(t, s, fmt.Sprintf("+1555010%04d", i), "hello")
+	}
+	start(t, w)
+	waitFor(t, "six messages recorded as sent", func() bool { return countStatus(t, s, "sent") == 6 })
+	mu.Lock()
+	defer mu.Unlock()
+	if len(recorded) != 6 || recorded[0] != 0 || recorded[5] < 3 {
+		t.Errorf("messages recorded as sent when each send began: %v; want the first ones recorded before the batch ended", recorded)
 	}
 }
