@@ -222,7 +222,7 @@ func (t *tx) Contact(ctx context.Context, id string) (*engine.Contact, error) {
 		return nil, err
 	}
 	var r contactRow
-	err := t.tx.GetContext(ctx, &r, t.s.q(`SELECT `+contactCols+` FROM contacts WHERE id = ?`), id)
+	err := t.get(ctx, &r, t.s.q(`SELECT `+contactCols+` FROM contacts WHERE id = ?`), id)
 	if errors.Is(err, errNoRows) {
 		return nil, engine.ErrNotFound
 	}
@@ -242,7 +242,7 @@ func (t *tx) SaveContact(ctx context.Context, c *engine.Contact) error {
 	if c.ID != "" {
 		// The channel and address of a contact never change: they are what
 		// the blind index finds it by.
-		res, err := t.tx.ExecContext(ctx, t.s.q(`UPDATE contacts SET language = ?, opted_out = ? WHERE id = ?`),
+		res, err := t.exec(ctx, t.s.q(`UPDATE contacts SET language = ?, opted_out = ? WHERE id = ?`),
 			c.Language, c.OptedOut, c.ID)
 		if err != nil {
 			return fmt.Errorf("update contact %s: %w", c.ID, err)
@@ -258,7 +258,7 @@ func (t *tx) SaveContact(ctx context.Context, c *engine.Contact) error {
 	}
 	// Two first messages of one contact may race: the loser finds the
 	// winner's row instead of failing.
-	res, err := t.tx.ExecContext(ctx, t.s.q(insertContact), k.args()...)
+	res, err := t.exec(ctx, t.s.q(insertContact), k.args()...)
 	if err != nil {
 		return err
 	}
@@ -369,7 +369,7 @@ func (t *tx) Conversation(ctx context.Context, id string) (*engine.Conversation,
 // staged changes are neither lost nor hidden by the row in the database.
 func (t *tx) loadConv(ctx context.Context, where string, arg any) (*engine.Conversation, error) {
 	var r convDB
-	err := t.tx.GetContext(ctx, &r, t.s.q(`SELECT `+convCols+` FROM conversations WHERE `+where+t.s.forUpdate()), arg)
+	err := t.get(ctx, &r, t.s.q(`SELECT `+convCols+` FROM conversations WHERE `+where+t.s.forUpdate()), arg)
 	if errors.Is(err, errNoRows) {
 		return nil, engine.ErrNotFound
 	}
@@ -446,7 +446,7 @@ func (t *tx) SaveConversation(ctx context.Context, c *engine.Conversation) error
 		Lines   int64  `db:"lines"`
 		Address []byte `db:"address_sealed"`
 	}
-	err := t.tx.GetContext(ctx, &row, t.s.q(`SELECT lines, address_sealed FROM conversations WHERE id = ?`+t.s.forUpdate()), c.ID)
+	err := t.get(ctx, &row, t.s.q(`SELECT lines, address_sealed FROM conversations WHERE id = ?`+t.s.forUpdate()), c.ID)
 	switch {
 	case err == nil:
 		r.exists, r.lines = true, row.Lines
@@ -481,11 +481,11 @@ func (t *tx) SetTimers(ctx context.Context, conversationID string, timers []engi
 	if _, err := t.unlocked(ctx); err != nil {
 		return err
 	}
-	if _, err := t.tx.ExecContext(ctx, t.s.q(`DELETE FROM timers WHERE conversation_id = ?`), conversationID); err != nil {
+	if _, err := t.exec(ctx, t.s.q(`DELETE FROM timers WHERE conversation_id = ?`), conversationID); err != nil {
 		return err
 	}
 	for _, tm := range timers {
-		if _, err := t.tx.ExecContext(ctx, t.s.q(`INSERT INTO timers (conversation_id, kind, step, due) VALUES (?, ?, ?, ?)`),
+		if _, err := t.exec(ctx, t.s.q(`INSERT INTO timers (conversation_id, kind, step, due) VALUES (?, ?, ?, ?)`),
 			conversationID, string(tm.Kind), tm.Step, micros(tm.Due)); err != nil {
 			return err
 		}
@@ -527,7 +527,7 @@ func (t *tx) DeleteTimer(ctx context.Context, id int64) error {
 	if refuse, err := t.unlocked(ctx); refuse || err != nil {
 		return err
 	}
-	_, err := t.tx.ExecContext(ctx, t.s.q(`DELETE FROM timers WHERE id = ?`), id)
+	_, err := t.exec(ctx, t.s.q(`DELETE FROM timers WHERE id = ?`), id)
 	return err
 }
 
@@ -1040,6 +1040,26 @@ func (t *tx) query(ctx context.Context, query string, args ...any) (*sql.Rows, e
 		return st.QueryContext(ctx, args...)
 	}
 	return t.conn().QueryContext(ctx, query, args...)
+}
+
+// get scans the one row query returns into dest, a struct, as sqlx's Get
+// does, but through the prepared statement; no row is errNoRows.
+func (t *tx) get(ctx context.Context, dest any, query string, args ...any) error {
+	rows, err := t.query(ctx, query, args...)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	if !rows.Next() {
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		return errNoRows
+	}
+	if err := (&sqlx.Rows{Rows: rows, Mapper: t.s.db.Mapper}).StructScan(dest); err != nil {
+		return err
+	}
+	return rows.Close()
 }
 
 func (t *tx) queryRow(ctx context.Context, query string, args ...any) *sql.Row {
