@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -557,11 +558,34 @@ func (r *BenchReport) writeGoals(w io.Writer) {
 		}
 		got := ratio(row.E2E.Rate(), row.Raw.Rate())
 		fmt.Fprintf(w, "  %-8s e2e/raw %.2f, goal >= %.1f: %s\n", row.DB, got, goal, mark(got >= goal))
+		if b := r.budget(row, goal); b != "" {
+			fmt.Fprintf(w, "  %-8s %s\n", "", b)
+		}
 		if row.Paced != nil {
 			p99 := row.Paced.Latency.Percentile(99)
 			fmt.Fprintf(w, "  %-8s p99 at %.0f msgs/s %s, goal < %v: %s\n", row.DB, row.PacedRate, msec(p99), GoalPacedP99, mark(p99 < GoalPacedP99))
 		}
 	}
+}
+
+// budget says what the throughput goal leaves each message: at goal
+// times the raw rate, the machine's CPUs have cpus / rate of CPU time per
+// message, for everything. Set beside it what the HTTP ceiling, the raw
+// transaction and the message cost in this run, from their CPU time (the
+// HTTP ceiling's estimated from its rate, the CPUs busy). Empty when the
+// CPU time could not be read.
+func (r *BenchReport) budget(row *BenchRow, goal float64) string {
+	e, raw := row.E2ECPU, row.RawCPU
+	n := row.E2E.Messages + row.E2E.WarmupMessages
+	if e == nil || raw == nil || n == 0 || row.Raw.Messages == 0 || row.Raw.Rate() <= 0 || r.HTTP == nil || r.HTTP.Rate() <= 0 {
+		return ""
+	}
+	cpus := float64(runtime.NumCPU())
+	rate := goal * row.Raw.Rate()
+	us := func(d time.Duration, n int) float64 { return float64(d.Microseconds()) / float64(n) }
+	return fmt.Sprintf("at %.1fx raw (%.0f msgs/s), %.0f CPUs leave %.0f µs per message for everything; HTTP alone takes about %.0f µs, "+
+		"the raw transaction %.0f µs; a message took %.0f µs", goal, rate, cpus, cpus*1e6/rate, cpus*1e6/r.HTTP.Rate(),
+		us(raw.Self+raw.Server, row.Raw.Messages), us(e.Self+e.Server, n))
 }
 
 // writeWaits says where the end-to-end runs waited: for the store's

@@ -2,6 +2,8 @@ package loadgen
 
 import (
 	"context"
+	"fmt"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -128,6 +130,7 @@ func TestBenchMeasuresEveryPhase(t *testing.T) {
 		"sqlite", "postgres", "With real delivery", "Paced", "Goals:", "round trips per message",
 		"waiting for a store connection", "its one writer ran", "busy backends", "transactions)", "written without locks", "Rows written", "CPU time per message",
 		"Every webhook was answered 200", "answering after 2ms", "replies/s", "reply p50", "reply p99",
+		"CPUs leave", "per message for everything",
 	} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("the report lacks %q:\n%s", want, out.String())
@@ -175,3 +178,23 @@ func TestReportShowsProblems(t *testing.T) {
 type errString string
 
 func (e errString) Error() string { return string(e) }
+
+// The goals say what a throughput goal leaves each message, next to what
+// HTTP, the raw transaction and the message cost in the same run.
+func TestBudgetSetsTheGoalAgainstTheRun(t *testing.T) {
+	cpus := runtime.NumCPU()
+	r := &BenchReport{HTTP: &Result{Messages: 10000, Elapsed: time.Second}}
+	row := &BenchRow{DB: Postgres,
+		E2E: &Result{Messages: 900, WarmupMessages: 100}, E2ECPU: &CPUUse{Self: 600 * time.Millisecond, Server: 900 * time.Millisecond},
+		Raw: &Result{Messages: 1000, Elapsed: time.Second}, RawCPU: &CPUUse{Self: 300 * time.Millisecond, Server: 200 * time.Millisecond}}
+	got := r.budget(row, 1.0)
+	want := fmt.Sprintf("at 1.0x raw (1000 msgs/s), %d CPUs leave %d µs per message for everything; HTTP alone takes about %d µs, "+
+		"the raw transaction 500 µs; a message took 1500 µs", cpus, cpus*1000, cpus*100)
+	if got != want {
+		t.Errorf("budget:\n got %s\nwant %s", got, want)
+	}
+	row.E2ECPU = nil
+	if got := r.budget(row, 1.0); got != "" {
+		t.Errorf("budget without CPU times: %q, want nothing", got)
+	}
+}
