@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -80,7 +81,7 @@ func TestCrashLosesNoMessage(t *testing.T) {
 
 func crashAndRecover(t *testing.T, kind storeKind) {
 	dir := t.TempDir()
-	dsn := "sqlite:" + dir + "/safeflow.db"
+	dsn := "sqlite:" + filepath.Join(dir, "safeflow.db")
 	if kind == postgresStore {
 		dsn = pgtest.Shared(t).CreateDB(t, "")
 	}
@@ -88,7 +89,7 @@ func crashAndRecover(t *testing.T, kind storeKind) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	keys := dir + "/safeflow.keys"
+	keys := filepath.Join(dir, "safeflow.keys")
 	if err := ring.Save(keys); err != nil {
 		t.Fatal(err)
 	}
