@@ -82,6 +82,13 @@ func write(t testing.TB, s *counted, address string, texts ...string) []int64 {
 	return ids
 }
 
+// smsWorker returns a worker that sends SMS through p and is woken by
+// wake; it searches the outbox only when it starts.
+func smsWorker(s *counted, p engine.Sender) (*delivery.Worker, chan struct{}) {
+	wake := make(chan struct{}, 1)
+	return &delivery.Worker{Outbox: s, Senders: map[engine.Channel]engine.Sender{engine.SMS: p}, Wake: wake, Poll: time.Hour}, wake
+}
+
 // handOver has the store hand w what each commit writes, as the service
 // does, and wake it.
 func handOver(s *counted, w *delivery.Worker, wake chan<- struct{}) {
@@ -136,8 +143,7 @@ func anaInOrder(t *testing.T, sent []string, want ...string) {
 func TestHintedMessagesGoOutWithoutASearch(t *testing.T) {
 	s := openStore(t)
 	p := &phone{}
-	wake := make(chan struct{}, 1)
-	w := &delivery.Worker{Outbox: s, Senders: map[engine.Channel]engine.Sender{engine.SMS: p}, Wake: wake, Poll: time.Hour}
+	w, wake := smsWorker(s, p)
 	start(t, w)
 	waitFor(t, "the search at start", func() bool { return s.searches.Load() == 1 })
 
@@ -189,9 +195,8 @@ func TestUnhintedMessagesAreFoundBySearch(t *testing.T) {
 func TestHintBehindAFailedMessageIsNotRetriedInALoop(t *testing.T) {
 	s := openStore(t)
 	p := &phone{fail: "ana 1"}
-	wake := make(chan struct{}, 1)
-	w := &delivery.Worker{Outbox: s, Senders: map[engine.Channel]engine.Sender{engine.SMS: p}, Wake: wake, Poll: time.Hour,
-		BaseDelay: time.Millisecond, MaxDelay: time.Millisecond}
+	w, wake := smsWorker(s, p)
+	w.BaseDelay, w.MaxDelay = time.Millisecond, time.Millisecond
 	stop := start(t, w)
 	waitFor(t, "the search at start", func() bool { return s.searches.Load() == 1 })
 	w.Hint(write(t, s, "+15550100001", "ana 1", "ana 2")...)
@@ -225,8 +230,7 @@ func TestHintBehindAFailedMessageIsNotRetriedInALoop(t *testing.T) {
 func TestMessagesInsertedClaimedGoOutUnclaimed(t *testing.T) {
 	s := openStore(t)
 	p := &phone{}
-	wake := make(chan struct{}, 1)
-	w := &delivery.Worker{Outbox: s, Senders: map[engine.Channel]engine.Sender{engine.SMS: p}, Wake: wake, Poll: time.Hour}
+	w, wake := smsWorker(s, p)
 	handOver(s, w, wake)
 	start(t, w)
 	waitFor(t, "the search at start", func() bool { return s.searches.Load() == 1 })
@@ -252,9 +256,8 @@ func TestMessagesInsertedClaimedGoOutUnclaimed(t *testing.T) {
 func TestMessagesBehindAFailedClaimedOneWait(t *testing.T) {
 	s := openStore(t)
 	p := &phone{fail: "ana 1"}
-	wake := make(chan struct{}, 1)
-	w := &delivery.Worker{Outbox: s, Senders: map[engine.Channel]engine.Sender{engine.SMS: p}, Wake: wake, Poll: time.Hour,
-		BaseDelay: time.Millisecond, MaxDelay: time.Millisecond}
+	w, wake := smsWorker(s, p)
+	w.BaseDelay, w.MaxDelay = time.Millisecond, time.Millisecond
 	handOver(s, w, wake)
 	stop := start(t, w)
 	waitFor(t, "the search at start", func() bool { return s.searches.Load() == 1 })
@@ -307,8 +310,7 @@ func countStatus(t testing.TB, s *counted, status string) int {
 func TestStoppedWorkerReleasesWhatItHolds(t *testing.T) {
 	s := openStore(t)
 	p := &stuck{entered: make(chan string, 8)}
-	wake := make(chan struct{}, 1)
-	w := &delivery.Worker{Outbox: s, Senders: map[engine.Channel]engine.Sender{engine.SMS: p}, Wake: wake, Poll: time.Hour}
+	w, wake := smsWorker(s, p)
 	handOver(s, w, wake)
 	stop := start(t, w)
 	write(t, s, "+15550100001", "ana 1", "ana 2")
@@ -394,8 +396,8 @@ func (p *slowProvider) total() int {
 func TestContactsAreSentToAtOnceEachInOrder(t *testing.T) {
 	s := openStore(t)
 	p := newSlowProvider(20 * time.Millisecond)
-	wake := make(chan struct{}, 1)
-	w := &delivery.Worker{Outbox: s, Senders: map[engine.Channel]engine.Sender{engine.SMS: p}, Wake: wake, Poll: time.Hour, Parallel: 4}
+	w, wake := smsWorker(s, p)
+	w.Parallel = 4
 	handOver(s, w, wake)
 	// Written before the worker runs, the commits' messages wait together
 	// and go out as one batch.
@@ -430,9 +432,8 @@ func BenchmarkSlowProvider(b *testing.B) {
 		b.Run(fmt.Sprintf("parallel=%d", parallel), func(b *testing.B) {
 			s := openStore(b)
 			p := newSlowProvider(2 * time.Millisecond)
-			wake := make(chan struct{}, 1)
-			w := &delivery.Worker{Outbox: s, Senders: map[engine.Channel]engine.Sender{engine.SMS: p}, Wake: wake,
-				Poll: time.Hour, Parallel: parallel}
+			w, wake := smsWorker(s, p)
+			w.Parallel = parallel
 			handOver(s, w, wake)
 			start(b, w)
 			const contacts = 16
@@ -471,9 +472,8 @@ func TestLongBatchRecordsAsItGoes(t *testing.T) {
 		time.Sleep(30 * time.Millisecond)
 		return "SM" + m.Address, nil
 	})
-	wake := make(chan struct{}, 1)
-	w := &delivery.Worker{Outbox: s, Senders: map[engine.Channel]engine.Sender{engine.SMS: p}, Wake: wake, Poll: time.Hour,
-		Parallel: 1, RecordAfter: 50 * time.Millisecond}
+	w, wake := smsWorker(s, p)
+	w.Parallel, w.RecordAfter = 1, 50*time.Millisecond
 	handOver(s, w, wake)
 	// Written before the worker runs: one batch of six contacts.
 	for i := range 6 {
