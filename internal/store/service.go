@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 
 	"github.com/gofrs/flock"
 )
@@ -52,9 +51,9 @@ func (s *Store) lockService() error {
 // releaseClaims returns every claimed outbox row to pending: on SQLite,
 // under the service lock, they are a previous run's.
 func (s *Store) releaseClaims(ctx context.Context) error {
+	now := micros(s.now())
 	err := s.write(ctx, func(q statements) error {
-		res, err := q.ExecContext(ctx, `UPDATE outbox SET status = 'pending', next_attempt = ?, updated = ? WHERE status = 'sending'`,
-			micros(s.now()), micros(s.now()))
+		res, err := q.ExecContext(ctx, `UPDATE outbox SET status = 'pending', next_attempt = ?, updated = ? WHERE status = 'sending'`, now, now)
 		if err != nil {
 			return err
 		}
@@ -66,6 +65,3 @@ func (s *Store) releaseClaims(ctx context.Context) error {
 	}
 	return nil
 }
-
-// sqliteFile returns the path of the SQLite file a DSN names.
-func sqliteFile(dsn string) string { return strings.TrimPrefix(dsn, "sqlite:") }

@@ -215,7 +215,7 @@ func Open(ctx context.Context, dsn string, ring *seal.Ring, opts ...Option) (*St
 			s.db.SetMaxIdleConns(32)
 		}
 	} else {
-		file := sqliteFile(dsn)
+		file := strings.TrimPrefix(dsn, "sqlite:")
 		s.file = file
 		if file == "" {
 			return nil, errors.New("open store: no database given: use a postgres:// URL or the path of a SQLite file")
@@ -226,7 +226,7 @@ func Open(ctx context.Context, dsn string, ring *seal.Ring, opts ...Option) (*St
 				return nil, err
 			}
 			defer func() {
-				if !opened {
+				if !opened && s.serviceLock != nil {
 					s.serviceLock.Unlock()
 				}
 			}()
@@ -251,7 +251,7 @@ func Open(ctx context.Context, dsn string, ring *seal.Ring, opts ...Option) (*St
 	if err := s.db.PingContext(ctx); err != nil {
 		s.db.Close()
 		if !s.pg {
-			return nil, fmt.Errorf("open store: SQLite file %s: %w", strings.TrimPrefix(dsn, "sqlite:"), err)
+			return nil, fmt.Errorf("open store: SQLite file %s: %w", s.file, err)
 		}
 		return nil, fmt.Errorf("open store: %s", redactDSN(err.Error(), dsn))
 	}
@@ -274,9 +274,7 @@ func Open(ctx context.Context, dsn string, ring *seal.Ring, opts ...Option) (*St
 		}
 		if s.service {
 			if err := s.releaseClaims(ctx); err != nil {
-				s.group.close()
-				s.ckpt.close()
-				s.db.Close()
+				s.Close()
 				return nil, err
 			}
 		}
