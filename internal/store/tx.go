@@ -1042,24 +1042,17 @@ func (t *tx) query(ctx context.Context, query string, args ...any) (*sql.Rows, e
 	return t.conn().QueryContext(ctx, query, args...)
 }
 
-// get scans the one row query returns into dest, a struct, as sqlx's Get
-// does, but through the prepared statement; no row is errNoRows.
+// get scans the one row query returns into dest, a struct, with sqlx's
+// Get, through the prepared statement when there is one; no row is
+// errNoRows.
 func (t *tx) get(ctx context.Context, dest any, query string, args ...any) error {
-	rows, err := t.query(ctx, query, args...)
-	if err != nil {
-		return err
+	if st := t.stmt(ctx, query); st != nil {
+		return (&sqlx.Stmt{Stmt: st, Mapper: t.s.db.Mapper}).GetContext(ctx, dest, args...)
 	}
-	defer rows.Close()
-	if !rows.Next() {
-		if err := rows.Err(); err != nil {
-			return err
-		}
-		return errNoRows
+	if t.tx == nil {
+		return t.s.db.GetContext(ctx, dest, query, args...)
 	}
-	if err := (&sqlx.Rows{Rows: rows, Mapper: t.s.db.Mapper}).StructScan(dest); err != nil {
-		return err
-	}
-	return rows.Close()
+	return t.tx.GetContext(ctx, dest, query, args...)
 }
 
 func (t *tx) queryRow(ctx context.Context, query string, args ...any) *sql.Row {
