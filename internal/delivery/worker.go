@@ -198,13 +198,22 @@ func (w *Worker) Release() {
 	for i, p := range ready {
 		keys[i] = p.Key
 	}
-	// The service is stopping: a database that does not answer must not
-	// hold it up. A failure only leaves the messages to their lease.
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := w.Outbox.ReleaseOutbox(ctx, keys...); err != nil {
+	if err := w.giveBack(context.Background(), keys); err != nil {
 		w.Log.Error("outbox: could not release messages; they are sent when their lease ends", "messages", len(keys), "err", err)
 	}
+}
+
+// giveBack returns claimed messages to the outbox unsent, even when ctx
+// has ended (the worker is stopping). A database that does not answer
+// within 5 s must not hold the service up: the messages are then left to
+// their lease.
+func (w *Worker) giveBack(ctx context.Context, keys []string) error {
+	if len(keys) == 0 {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	return w.Outbox.ReleaseOutbox(ctx, keys...)
 }
 
 // search delivers one batch of the messages that became due at least
@@ -302,12 +311,7 @@ func (w *Worker) deliverAll(ctx context.Context, batch []store.Pending) error {
 		})
 	}
 	wg.Wait()
-	if len(released) > 0 {
-		if err := w.Outbox.ReleaseOutbox(context.WithoutCancel(ctx), released...); err != nil {
-			errs = append(errs, err)
-		}
-	}
-	return errors.Join(append(errs, w.markSent(ctx, sent))...)
+	return errors.Join(append(errs, w.giveBack(ctx, released), w.markSent(ctx, sent))...)
 }
 
 // deliverContact sends one contact's messages, in order. Once one is not
