@@ -59,10 +59,22 @@ const defaultDeliveryParallel, maxDeliveryParallel = 8, 64
 // DeliveryParallelism returns how many contacts the outbox sends to at
 // once: DeliveryParallel, or 8. Check has refused anything else.
 func (c Config) DeliveryParallelism() int {
-	if n, err := strconv.Atoi(strings.TrimSpace(c.DeliveryParallel)); err == nil && n >= 1 && n <= maxDeliveryParallel {
-		return n
+	n, _ := c.deliveryParallel()
+	return n
+}
+
+// deliveryParallel reads DeliveryParallel, 8 when empty; ok is false, and
+// n 8, for anything but a whole number from 1 to 64.
+func (c Config) deliveryParallel() (n int, ok bool) {
+	v := strings.TrimSpace(c.DeliveryParallel)
+	if v == "" {
+		return defaultDeliveryParallel, true
 	}
-	return defaultDeliveryParallel
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 || n > maxDeliveryParallel {
+		return defaultDeliveryParallel, false
+	}
+	return n, true
 }
 
 // envNames maps each setting to its environment variable.
@@ -160,11 +172,9 @@ func (c *Config) Check() error {
 	if c.FlowsDir == "" {
 		problems = append(problems, "no flows folder: set SAFEFLOW_FLOWS (or --flows)")
 	}
-	if v := strings.TrimSpace(c.DeliveryParallel); v != "" {
-		if n, err := strconv.Atoi(v); err != nil || n < 1 || n > maxDeliveryParallel {
-			problems = append(problems, fmt.Sprintf("SAFEFLOW_DELIVERY_PARALLEL %q is not a whole number from 1 to %d: it is how many patients the outbox sends to at once (%d when unset)",
-				c.DeliveryParallel, maxDeliveryParallel, defaultDeliveryParallel))
-		}
+	if _, ok := c.deliveryParallel(); !ok {
+		problems = append(problems, fmt.Sprintf("SAFEFLOW_DELIVERY_PARALLEL %q is not a whole number from 1 to %d: it is how many patients the outbox sends to at once (%d when unset)",
+			c.DeliveryParallel, maxDeliveryParallel, defaultDeliveryParallel))
 	}
 	if len(problems) > 0 {
 		return errors.New("cannot start:\n  - " + strings.Join(problems, "\n  - "))
