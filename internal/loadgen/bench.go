@@ -529,7 +529,7 @@ func (r *BenchReport) writeCPU(w io.Writer) {
 		if !ok || n == 0 {
 			return "-"
 		}
-		return fmt.Sprintf("%.0f µs", float64(d.Microseconds())/float64(n))
+		return fmt.Sprintf("%.0f µs", microsEach(d, n))
 	}
 	for _, row := range rows {
 		n := row.E2E.Messages + row.E2E.WarmupMessages
@@ -582,11 +582,13 @@ func (r *BenchReport) budget(row *BenchRow, goal float64) string {
 	}
 	cpus := float64(runtime.NumCPU())
 	rate := goal * row.Raw.Rate()
-	us := func(d time.Duration, n int) float64 { return float64(d.Microseconds()) / float64(n) }
 	return fmt.Sprintf("at %.1fx raw (%.0f msgs/s), %.0f CPUs leave %.0f µs per message for everything; HTTP alone takes about %.0f µs, "+
 		"the raw transaction %.0f µs; a message took %.0f µs", goal, rate, cpus, cpus*1e6/rate, cpus*1e6/r.HTTP.Rate(),
-		us(raw.Self+raw.Server, row.Raw.Messages), us(e.Self+e.Server, n))
+		microsEach(raw.Self+raw.Server, row.Raw.Messages), microsEach(e.Self+e.Server, n))
 }
+
+// microsEach is d shared among n, in microseconds.
+func microsEach(d time.Duration, n int) float64 { return float64(d.Microseconds()) / float64(n) }
 
 // writeWaits says where the end-to-end runs waited: for the store's
 // connection pool and inside PostgreSQL, or for SQLite's one writer.
