@@ -96,7 +96,19 @@ func New(ctx context.Context, cfg Config, log *slog.Logger, opts ...Option) (*Se
 		log.Info("replies a previous run had claimed, when it stopped without releasing them, go out now", "count", n)
 	}
 	s.Store.WarmPool(ctx)
-	s.runners = append(s.runners, func(ctx context.Context) error { return s.Store.RunAuditChainer(ctx, 200*time.Millisecond) },
+	// Chain what a previous run left pending, and find out now, not in the
+	// background, when this role may not.
+	if n, err := s.Store.ChainAudit(ctx); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("audit log: %w", err)
+	} else if n > 0 {
+		log.Info("audit records a previous run left unchained are chained now", "count", n)
+	}
+	s.runners = append(s.runners, func(ctx context.Context) error {
+		return s.Store.RunAuditChainer(ctx, 200*time.Millisecond, func(err error) {
+			s.log.Error("chaining audit records failed; they wait in audit_pending and are tried again", "err", err)
+		})
+	},
 		func(ctx context.Context) error {
 			s.Store.RunSeenPruner(ctx, store.SeenRetention, time.Hour, func(forgot int64, err error) {
 				if err != nil {

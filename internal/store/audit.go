@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"time"
 
@@ -66,7 +67,13 @@ func (s *Store) chainBatch(ctx context.Context, limit int) (int, error) {
 	n := 0
 	err := s.withTx(ctx, func(tx *sqlx.Tx) error {
 		head := &audit.Record{}
-		if err := tx.QueryRowxContext(ctx, `SELECT seq, hash FROM audit_head WHERE id = 1`+s.forUpdate()).Scan(&head.Seq, &head.Hash); err != nil {
+		headQuery := `SELECT seq, hash FROM audit_head WHERE id = 1`
+		if s.pg {
+			// Locked through a function of the owner's, so the service's
+			// role needs no UPDATE on the head (migration 14).
+			headQuery = `SELECT seq, hash FROM audit_chain_head()`
+		}
+		if err := tx.QueryRowxContext(ctx, headQuery).Scan(&head.Seq, &head.Hash); err != nil {
 			return fmt.Errorf("audit head: %w", err)
 		}
 		var rows []struct {
@@ -87,26 +94,31 @@ func (s *Store) chainBatch(ctx context.Context, limit int) (int, error) {
 		}
 		prev := chain(head, records)
 		if s.pg {
+			// The function moves the records and the head together.
 			if err := moveChained(ctx, tx, ids, records); err != nil {
 				return err
 			}
-		} else {
-			query, args := insertStmt(records)
-			if _, err := tx.ExecContext(ctx, query, args...); err != nil {
-				return fmt.Errorf("append audit: %w", err)
-			}
-			query, args = clearStmt(ids)
-			if _, err := tx.ExecContext(ctx, query, args...); err != nil {
-				return fmt.Errorf("clear pending audit records: %w", err)
-			}
+			n = len(rows)
+			return nil
 		}
-		if _, err := tx.ExecContext(ctx, s.q(`UPDATE audit_head SET seq = ?, hash = ? WHERE id = 1`), prev.Seq, prev.Hash); err != nil {
+		query, args := insertStmt(records)
+		if _, err := tx.ExecContext(ctx, query, args...); err != nil {
+			return fmt.Errorf("append audit: %w", err)
+		}
+		query, args = clearStmt(ids)
+		if _, err := tx.ExecContext(ctx, query, args...); err != nil {
+			return fmt.Errorf("clear pending audit records: %w", err)
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE audit_head SET seq = ?, hash = ? WHERE id = 1`, prev.Seq, prev.Hash); err != nil {
 			return fmt.Errorf("audit head: %w", err)
 		}
 		n = len(rows)
 		return nil
 	})
-	return n, err
+	if err != nil {
+		return 0, chainErr(err)
+	}
+	return n, nil
 }
 
 // RunAuditChainer chains pending audit records every interval, and once
@@ -114,12 +126,16 @@ func (s *Store) chainBatch(ctx context.Context, limit int) (int, error) {
 // in batches costs a few statements per interval instead of a turn on the
 // chain's head for every message; a record is unchained for at most about
 // one interval.
-func (s *Store) RunAuditChainer(ctx context.Context, interval time.Duration) error {
+//
+// A failed round is given to report (when not nil) and tried again at the
+// next tick: the records wait in audit_pending meanwhile, and a chainer
+// that gave up would leave them there for good.
+func (s *Store) RunAuditChainer(ctx context.Context, interval time.Duration, report func(error)) error {
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
-		if _, err := s.ChainAudit(ctx); err != nil && ctx.Err() == nil {
-			return err
+		if _, err := s.ChainAudit(ctx); err != nil && ctx.Err() == nil && report != nil {
+			report(err)
 		}
 		select {
 		case <-ctx.Done():
@@ -128,6 +144,21 @@ func (s *Store) RunAuditChainer(ctx context.Context, interval time.Duration) err
 		case <-t.C:
 		}
 	}
+}
+
+// ErrChainPrivileges is returned (wrapped) by ChainAudit when the database
+// role may not chain audit records: on PostgreSQL, a service role without
+// the grants of docs/operations.md.
+var ErrChainPrivileges = errors.New("this database role may not chain audit records: as the owner, run the service-role grants " +
+	"in docs/operations.md (\"PostgreSQL roles\") again")
+
+// chainErr names a missing privilege as ErrChainPrivileges.
+func chainErr(err error) error {
+	var pe *pq.Error
+	if errors.As(err, &pe) && pe.Code == "42501" { // insufficient_privilege
+		return fmt.Errorf("%w (%v)", ErrChainPrivileges, err)
+	}
+	return err
 }
 
 // Audit appends records written outside a conversation (logins, reloads,
@@ -288,29 +319,24 @@ func insertStmt(records []audit.Record) (string, []any) {
 		conversation_id, channel, outcome, reason, request_id, prev_hash, hash) VALUES ` + values(len(records), 15), args
 }
 
-// moveChained moves chained records from audit_pending to the log in one
-// PostgreSQL statement: the rows' fields go from table to table inside the
-// server, and only what chaining added (sequence numbers and hashes) is
-// sent, as arrays. The chainer holds the head, so no one else moves these
-// rows; and a pending row never changes, so the fields moved are the ones
-// hashed.
+// moveChained moves chained records from audit_pending to the log and
+// moves the head, through audit_chain (migration 14): a function of the
+// owner's, so the service's role can neither change nor delete a pending
+// record. Only what chaining added (sequence numbers and hashes) is sent, as
+// arrays; the rows' fields go from table to table inside the server. The
+// function refuses records that do not continue the chain from the head.
 func moveChained(ctx context.Context, tx *sqlx.Tx, ids []int64, records []audit.Record) error {
 	seq, prev, hash := make([]int64, len(records)), make([][]byte, len(records)), make([][]byte, len(records))
 	for i, r := range records {
 		seq[i], prev[i], hash[i] = r.Seq, r.PrevHash, r.Hash
 	}
-	res, err := tx.ExecContext(ctx, `WITH moved AS (DELETE FROM audit_pending WHERE id = ANY($1::bigint[]) RETURNING *)
-		INSERT INTO audit_log (seq, at, actor_type, actor_id, actor_role, source, action, object,
-			conversation_id, channel, outcome, reason, request_id, prev_hash, hash)
-		SELECT c.seq, m.at, m.actor_type, m.actor_id, m.actor_role, m.source, m.action, m.object,
-			m.conversation_id, m.channel, m.outcome, m.reason, m.request_id, c.prev, c.hash
-		FROM moved m JOIN unnest($1::bigint[], $2::bigint[], $3::bytea[], $4::bytea[]) AS c(id, seq, prev, hash) ON c.id = m.id`,
-		pq.Array(ids), pq.Array(seq), pq.Array(prev), pq.Array(hash))
-	if err != nil {
+	var moved int
+	if err := tx.QueryRowContext(ctx, `SELECT audit_chain($1::bigint[], $2::bigint[], $3::bytea[], $4::bytea[])`,
+		pq.Array(ids), pq.Array(seq), pq.Array(prev), pq.Array(hash)).Scan(&moved); err != nil {
 		return fmt.Errorf("append audit: %w", err)
 	}
-	if n, err := res.RowsAffected(); err != nil || n != int64(len(ids)) {
-		return fmt.Errorf("append audit: moved %d of %d pending records (%v)", n, len(ids), err)
+	if moved != len(ids) {
+		return fmt.Errorf("append audit: moved %d of %d pending records", moved, len(ids))
 	}
 	return nil
 }

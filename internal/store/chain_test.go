@@ -78,7 +78,7 @@ func TestAuditChainer(t *testing.T) {
 
 			run, stop := context.WithCancel(context.Background())
 			done := make(chan error, 1)
-			go func() { done <- s.RunAuditChainer(run, 50*time.Millisecond) }()
+			go func() { done <- s.RunAuditChainer(run, 50*time.Millisecond, nil) }()
 			deadline := time.Now().Add(5 * time.Second)
 			for countRows(t, s, "audit_log") != 1 {
 				if time.Now().After(deadline) {

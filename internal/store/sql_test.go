@@ -540,6 +540,14 @@ func TestAuditLogRefusesChanges(t *testing.T) {
 					}
 				})
 			}
+			// A record not yet chained cannot be edited either.
+			writePending(t, s, 1)
+			execSQL(t, s, `INSERT INTO audit_pending (at, actor_type, actor_id, actor_role, source, action, object, conversation_id,
+				channel, outcome, reason, request_id) VALUES (1, 'system', '', '', '', 'flow.reload', '', '', '', 'ok', '', '')`)
+			_, err := s.DB().ExecContext(t.Context(), `UPDATE audit_pending SET reason = 'x'`)
+			if want := "pending audit records cannot be changed: UPDATE is not allowed"; err == nil || !strings.Contains(err.Error(), want) {
+				t.Errorf("UPDATE audit_pending: error %v, want %q", err, want)
+			}
 			if p, err := s.VerifyAudit(t.Context()); p != nil || err != nil {
 				t.Errorf("VerifyAudit after refused changes = %v, %v", p, err)
 			}
@@ -628,6 +636,7 @@ func TestPostgresServiceRole(t *testing.T) {
 	execSQL(t, super, `DO $$ BEGIN
 		IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'safeflow_owner') THEN CREATE ROLE safeflow_owner LOGIN; END IF;
 		IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'safeflow_service') THEN CREATE ROLE safeflow_service LOGIN; END IF;
+		IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'safeflow_other') THEN CREATE ROLE safeflow_other LOGIN; END IF;
 	END $$`)
 
 	// A second, empty database owned by safeflow_owner, as the docs say.
@@ -643,6 +652,7 @@ func TestPostgresServiceRole(t *testing.T) {
 	u := mustParse(t, superURL)
 	u.Path = "/" + ownedDB
 	ownerURL, serviceURL := asRole(t, u.String(), "safeflow_owner"), asRole(t, u.String(), "safeflow_service")
+	otherURL := asRole(t, u.String(), "safeflow_other")
 
 	ring := newRing(t)
 	owner := openDSN(t, ownerURL, ring) // the migrations run as the owner
@@ -653,6 +663,120 @@ func TestPostgresServiceRole(t *testing.T) {
 	if len(played) != len(storetest.Scripts()) {
 		t.Fatal("not every script ran")
 	}
+
+	t.Run("OtherRolesCannotChain", func(t *testing.T) {
+		// Functions are open to every role unless revoked: a role of the
+		// server's that was given nothing may not call these.
+		other, err := sql.Open("postgres", otherURL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer other.Close()
+		for _, q := range []string{`SELECT seq FROM audit_chain_head()`, `SELECT audit_chain('{}', '{}', '{}', '{}')`} {
+			_, err := other.ExecContext(ctx, q)
+			if pqCode(err) != "42501" || !strings.Contains(fmt.Sprint(err), "permission denied for function audit_chain") {
+				t.Errorf("%s as another role: error %v, want permission denied", q, err)
+			}
+		}
+	})
+
+	t.Run("PendingRecordsCannotBeChangedOrRemoved", func(t *testing.T) {
+		// Records written and not yet chained, as in the moment before the
+		// service's chainer runs.
+		writePending(t, service, 3)
+		for _, q := range []string{`UPDATE audit_pending SET reason = 'x'`, `DELETE FROM audit_pending`, `TRUNCATE audit_pending`} {
+			_, err := service.DB().ExecContext(ctx, q)
+			if pqCode(err) != "42501" || !strings.Contains(fmt.Sprint(err), "permission denied for table audit_pending") {
+				t.Errorf("%s as the service: error %v, want permission denied", q, err)
+			}
+		}
+		// Not even the owner edits one.
+		for _, q := range []string{`UPDATE audit_pending SET reason = 'x'`, `TRUNCATE audit_pending`} {
+			_, err := owner.DB().ExecContext(ctx, q)
+			if !strings.Contains(fmt.Sprint(err), "pending audit records cannot be changed") {
+				t.Errorf("%s as the owner: error %v, want the trigger's refusal", q, err)
+			}
+		}
+		if n := countRows(t, service, "audit_pending"); n != 3 {
+			t.Fatalf("%d pending records, want the 3 written", n)
+		}
+		before := countRows(t, service, "audit_log")
+		if n, err := service.ChainAudit(ctx); err != nil || n != 3 {
+			t.Fatalf("the service chained %d (%v), want 3", n, err)
+		}
+		if p, l := countRows(t, service, "audit_pending"), countRows(t, service, "audit_log"); p != 0 || l != before+3 {
+			t.Errorf("after chaining: %d pending, %d in the log; want 0 and %d", p, l, before+3)
+		}
+	})
+
+	t.Run("AuditChainRefusesWhatDoesNotContinueTheChain", func(t *testing.T) {
+		id, head := onePending(t, service)
+		hash := make([]byte, audit.HashSize)
+		cases := []struct {
+			name      string
+			seq       int64
+			prev      []byte
+			wantError string
+		}{
+			{"NumberSkipsAhead", head.Seq + 5, head.Hash, fmt.Sprintf("would be number %d, but the log's head is at %d", head.Seq+5, head.Seq)},
+			{"NumberGoesBack", head.Seq, head.Hash, "but the log's head is at"},
+			{"PointsElsewhere", head.Seq + 1, hash, fmt.Sprintf("record %d does not point to the record before it", head.Seq+1)},
+		}
+		for _, c := range cases {
+			t.Run(c.name, func(t *testing.T) {
+				_, err := service.DB().ExecContext(ctx, `SELECT audit_chain($1::bigint[], $2::bigint[], $3::bytea[], $4::bytea[])`,
+					pq.Array([]int64{id}), pq.Array([]int64{c.seq}), pq.Array([][]byte{c.prev}), pq.Array([][]byte{hash}))
+				if !strings.Contains(fmt.Sprint(err), c.wantError) {
+					t.Fatalf("error %v, want %q", err, c.wantError)
+				}
+			})
+		}
+		if n := countRows(t, service, "audit_pending"); n != 1 {
+			t.Errorf("%d pending records after the refusals, want 1", n)
+		}
+		chainAudit(t, service)
+	})
+
+	t.Run("WithoutTheGrantsTheChainerSaysWhatToDoAndTriesAgain", func(t *testing.T) {
+		// An upgrade to migration 14 whose grants were not run again.
+		execSQL(t, owner, `REVOKE EXECUTE ON FUNCTION audit_chain_head() FROM safeflow_service`)
+		writePending(t, service, 2)
+		_, err := service.ChainAudit(ctx)
+		if !errors.Is(err, store.ErrChainPrivileges) || !strings.Contains(err.Error(), "docs/operations.md") {
+			t.Fatalf("ChainAudit without the grant: %v, want ErrChainPrivileges naming the docs", err)
+		}
+		reports := make(chan error, 100)
+		run, stop := context.WithCancel(ctx)
+		done := make(chan error, 1)
+		go func() {
+			done <- service.RunAuditChainer(run, 20*time.Millisecond, func(err error) {
+				select {
+				case reports <- err:
+				default:
+				}
+			})
+		}()
+		for range 2 { // it reports, and goes on
+			if err := <-reports; !errors.Is(err, store.ErrChainPrivileges) {
+				t.Fatalf("the chainer reported %v", err)
+			}
+		}
+		if n := countRows(t, service, "audit_pending"); n != 2 {
+			t.Fatalf("%d records pending while chaining fails, want the 2 written", n)
+		}
+		execSQL(t, owner, `GRANT EXECUTE ON FUNCTION audit_chain_head() TO safeflow_service`)
+		deadline := time.Now().Add(5 * time.Second)
+		for countRows(t, service, "audit_pending") != 0 {
+			if time.Now().After(deadline) {
+				t.Fatal("the chainer did not chain the records once the grant was back")
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		stop()
+		if err := <-done; err != nil {
+			t.Fatalf("the chainer's last round: %v", err)
+		}
+	})
 
 	t.Run("ServiceMayAppendToTheAuditLog", func(t *testing.T) {
 		err := service.Audit(ctx, audit.Record{Actor: audit.Actor{Type: audit.ActorAgent, ID: "u1", Role: "admin"},
@@ -679,6 +803,10 @@ func TestPostgresServiceRole(t *testing.T) {
 		{"ServiceCannotRewriteMigrations", service, `DELETE FROM goose_db_version`, "42501", "permission denied for table goose_db_version"},
 		{"ServiceCannotCreateTables", service, `CREATE TABLE audit_log_copy (seq BIGINT)`, "42501", "permission denied for schema public"},
 		{"OwnerHasNoUpdatePrivilege", owner, `UPDATE audit_log SET reason = 'x' WHERE seq = 1`, "42501", "permission denied for table audit_log"},
+		// Audit records reach the log only through the owner's functions.
+		{"ServiceCannotWriteTheLog", service, `INSERT INTO audit_log SELECT * FROM audit_log WHERE seq = 1`, "42501", "permission denied for table audit_log"},
+		{"ServiceCannotMoveTheHead", service, `UPDATE audit_head SET seq = 0`, "42501", "permission denied for table audit_head"},
+		{"ServiceCannotLockTheHeadByHand", service, `SELECT seq FROM audit_head FOR UPDATE`, "42501", "permission denied for table audit_head"},
 	}
 	for _, r := range refused {
 		t.Run(r.name, func(t *testing.T) {
@@ -706,6 +834,47 @@ func TestPostgresServiceRole(t *testing.T) {
 	}
 	if p, err := owner.VerifyAudit(ctx); p != nil || err != nil {
 		t.Errorf("VerifyAudit at the end = %v, %v", p, err)
+	}
+
+	// What audit_chain lets through, a hash that does not match the record,
+	// verify names.
+	t.Run("WrongHashThroughTheFunctionIsNamed", func(t *testing.T) {
+		id, head := onePending(t, service)
+		execSQL(t, service, `SELECT audit_chain($1::bigint[], $2::bigint[], $3::bytea[], $4::bytea[])`,
+			pq.Array([]int64{id}), pq.Array([]int64{head.Seq + 1}), pq.Array([][]byte{head.Hash}), pq.Array([][]byte{make([]byte, audit.HashSize)}))
+		p, err := owner.VerifyAudit(ctx)
+		if err != nil || p == nil || p.Seq != head.Seq+1 || p.Kind != audit.KindEdited {
+			t.Fatalf("VerifyAudit = %v, %v; want record %d named as edited", p, err, head.Seq+1)
+		}
+	})
+}
+
+// onePending writes one audit record, leaves it pending (PostgreSQL), and
+// returns its id in audit_pending and the log's head.
+func onePending(t *testing.T, s *store.Store) (int64, audit.Record) {
+	t.Helper()
+	writePending(t, s, 1)
+	var id int64
+	var head audit.Record
+	if err := s.DB().QueryRowContext(t.Context(), `SELECT id FROM audit_pending`).Scan(&id); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DB().QueryRowContext(t.Context(), `SELECT seq, hash FROM audit_head`).Scan(&head.Seq, &head.Hash); err != nil {
+		t.Fatal(err)
+	}
+	return id, head
+}
+
+// writePending writes n audit records in one transaction of the store's,
+// as a message does, and leaves them unchained (PostgreSQL).
+func writePending(t *testing.T, s *store.Store, n int) {
+	t.Helper()
+	events := make([]engine.Event, n)
+	for i := range events {
+		events[i] = engine.Event{Actor: "system", Action: engine.EventStepChange, Object: fmt.Sprintf("step-%d", i), Outcome: "ok", At: time.Now()}
+	}
+	if err := s.Tx(t.Context(), func(tx engine.Tx) error { return tx.Append(t.Context(), nil, nil, events) }); err != nil {
+		t.Fatal(err)
 	}
 }
 

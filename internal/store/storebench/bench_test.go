@@ -256,7 +256,7 @@ func BenchmarkMessageTx(b *testing.B) {
 				// and the last records are chained inside the timed run.
 				run, stop := context.WithCancel(context.Background())
 				done := make(chan error, 1)
-				go func() { done <- s.RunAuditChainer(run, 100*time.Millisecond) }()
+				go func() { done <- s.RunAuditChainer(run, 100*time.Millisecond, nil) }()
 				parallel(b, workers, func(w int) error { return ours(context.Background(), s, convs[w]) },
 					func() error { stop(); return <-done })
 			})
