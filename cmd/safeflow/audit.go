@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"time"
 
@@ -80,59 +81,117 @@ func verifyExport(cmd *cobra.Command, file string) error {
 		return usagef("cannot read %s: %v", file, errors.Unwrap(err))
 	}
 	defer fh.Close()
-	records, err := audit.ReadJSONL(fh)
+	p, sum, err := checkExport(fh)
 	if err != nil {
 		return fmt.Errorf("%s is not an audit export: %w", file, err)
 	}
 	out := cmd.OutOrStdout()
-	if p := verifyRecords(records); p != nil {
+	if p != nil {
 		fmt.Fprintf(out, "audit export %s damaged: %s\n", file, p.Error())
 		return failed{exitFail}
 	}
 	switch {
-	case len(records) == 0:
+	case sum.n == 0:
 		fmt.Fprintf(out, "audit export intact: 0 records\n")
-	case records[0].Seq > 1:
-		first, last := records[0].Seq, records[len(records)-1].Seq
+	case sum.first > 1:
 		fmt.Fprintf(out, "audit export intact: %s, %d to %d; it starts after record %d, so check it against the full log too\n",
-			plural(len(records), "record"), first, last, first-1)
+			plural(sum.n, "record"), sum.first, sum.last, sum.first-1)
 	default:
-		fmt.Fprintf(out, "audit export intact: %s\n", plural(len(records), "record"))
+		fmt.Fprintf(out, "audit export intact: %s\n", plural(sum.n, "record"))
 	}
 	return nil
 }
 
-// verifyRecords checks exported records: the whole log from record 1 with
-// audit.Verify, or, for an export made with --since, the part it holds.
-func verifyRecords(records []audit.Record) *audit.Problem {
-	if len(records) == 0 || records[0].Seq <= 1 {
-		return audit.Verify(records)
-	}
-	// audit.Verify follows the chain from record 1, which such an export
-	// does not hold; here the chain starts at the first record.
-	for i := range records {
-		if r := &records[i]; !bytes.Equal(r.Hash, r.ComputeHash()) {
-			return &audit.Problem{Seq: r.Seq, Kind: audit.KindEdited, Detail: "its hash does not match its contents", Index: i}
+// exportSummary is what an export holds: how many records, and the numbers
+// of the first and the last.
+type exportSummary struct {
+	n           int
+	first, last int64
+}
+
+// checkExport checks an export file as it reads it, holding one record at a
+// time: an export of the whole log (from record 1) as audit.Verify would,
+// and one made with --since, which starts after record 1, among its own
+// records. A hash that does not match its record is reported first, as
+// audit.Verify does. Only a whole-log export whose chain is broken is read
+// a second time, as links, to name the problem.
+func checkExport(export io.ReadSeeker) (*audit.Problem, exportSummary, error) {
+	var sum exportSummary
+	jr := audit.NewJSONLReader(export)
+	var scan audit.Scan
+	var between *audit.Problem // the first problem between neighbours, for a --since export
+	var prev audit.Record
+	for {
+		r, err := jr.Next()
+		if errors.Is(err, io.EOF) {
+			break
 		}
-	}
-	for i := 1; i < len(records); i++ {
-		prev, r := &records[i-1], &records[i]
-		switch {
-		case r.Seq == prev.Seq+2:
-			return &audit.Problem{Seq: prev.Seq + 1, Kind: audit.KindDeleted,
-				Detail: fmt.Sprintf("record %d points to a record that is missing", r.Seq), Index: i}
-		case r.Seq > prev.Seq+2:
-			return &audit.Problem{Seq: prev.Seq + 1, Kind: audit.KindDeleted,
-				Detail: fmt.Sprintf("records %d to %d are missing before record %d", prev.Seq+1, r.Seq-1, r.Seq), Index: i}
-		case r.Seq <= prev.Seq:
-			return &audit.Problem{Seq: r.Seq, Kind: audit.KindInserted,
-				Detail: fmt.Sprintf("it comes after record %d, which it does not follow", prev.Seq), Index: i}
-		case !bytes.Equal(r.PrevHash, prev.Hash):
-			return &audit.Problem{Seq: prev.Seq, Kind: audit.KindEdited,
-				Detail: fmt.Sprintf("record %d does not point to it, so it was changed and its hash computed again", r.Seq), Index: i - 1}
+		if err != nil {
+			return nil, sum, err
 		}
+		if sum.n == 0 {
+			sum.first = r.Seq
+		}
+		if p := scan.Add(&r); p != nil {
+			return p, sum, nil
+		}
+		if sum.first > 1 && sum.n > 0 && between == nil {
+			between = neighbours(&prev, &r, sum.n)
+		}
+		prev, sum.last = r, r.Seq
+		sum.n++
+	}
+	if sum.first > 1 {
+		return between, sum, nil
+	}
+	if scan.Whole() {
+		return scan.UpTo(0), sum, nil
+	}
+	links, err := exportLinks(export)
+	if err != nil {
+		return nil, sum, err
+	}
+	return audit.FollowUpTo(links, 0), sum, nil
+}
+
+// neighbours checks that r, at index i of an export made with --since,
+// follows prev: audit.Verify follows the chain from record 1, which such an
+// export does not hold.
+func neighbours(prev, r *audit.Record, i int) *audit.Problem {
+	switch {
+	case r.Seq == prev.Seq+2:
+		return &audit.Problem{Seq: prev.Seq + 1, Kind: audit.KindDeleted,
+			Detail: fmt.Sprintf("record %d points to a record that is missing", r.Seq), Index: i}
+	case r.Seq > prev.Seq+2:
+		return &audit.Problem{Seq: prev.Seq + 1, Kind: audit.KindDeleted,
+			Detail: fmt.Sprintf("records %d to %d are missing before record %d", prev.Seq+1, r.Seq-1, r.Seq), Index: i}
+	case r.Seq <= prev.Seq:
+		return &audit.Problem{Seq: r.Seq, Kind: audit.KindInserted,
+			Detail: fmt.Sprintf("it comes after record %d, which it does not follow", prev.Seq), Index: i}
+	case !bytes.Equal(r.PrevHash, prev.Hash):
+		return &audit.Problem{Seq: prev.Seq, Kind: audit.KindEdited,
+			Detail: fmt.Sprintf("record %d does not point to it, so it was changed and its hash computed again", r.Seq), Index: i - 1}
 	}
 	return nil
+}
+
+// exportLinks reads an export's links, from its start.
+func exportLinks(export io.ReadSeeker) ([]audit.Link, error) {
+	if _, err := export.Seek(0, io.SeekStart); err != nil {
+		return nil, err
+	}
+	jr := audit.NewJSONLReader(export)
+	var links []audit.Link
+	for {
+		r, err := jr.Next()
+		if errors.Is(err, io.EOF) {
+			return links, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		links = append(links, r.Link())
+	}
 }
 
 func auditExportCmd() *cobra.Command {
@@ -170,14 +229,21 @@ missing database.`,
 			if err := auditRecord(cmd.Context(), s, audit.Export, "audit_log", audit.OutcomeOK, ""); err != nil {
 				return fmt.Errorf("record the export in the audit log: %w", err)
 			}
-			records, err := s.AuditRecords(cmd.Context(), from)
+			// Written as read, one record at a time: a log of millions of
+			// records is exported in constant memory.
+			jw := audit.NewJSONLWriter(cmd.OutOrStdout())
+			n := 0
+			err = s.EachAuditRecord(cmd.Context(), from, func(r *audit.Record) error {
+				n++
+				return jw.Write(r)
+			})
+			if err == nil {
+				err = jw.Flush()
+			}
 			if err != nil {
 				return err
 			}
-			if err := audit.WriteJSONL(cmd.OutOrStdout(), records); err != nil {
-				return err
-			}
-			fmt.Fprintf(cmd.ErrOrStderr(), "exported %s\n", plural(len(records), "audit record"))
+			fmt.Fprintf(cmd.ErrOrStderr(), "exported %s\n", plural(n, "audit record"))
 			return nil
 		},
 	}

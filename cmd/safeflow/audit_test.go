@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"testing"
 	"time"
 
@@ -20,9 +21,9 @@ func chain(n int) []audit.Record {
 	return out
 }
 
-// TestVerifyRecords checks exports, including those made with --since that
+// TestCheckExport checks exports, including those made with --since that
 // start after record 1.
-func TestVerifyRecords(t *testing.T) {
+func TestCheckExport(t *testing.T) {
 	tests := []struct {
 		name     string
 		records  func() []audit.Record
@@ -55,6 +56,20 @@ func TestVerifyRecords(t *testing.T) {
 			r := chain(6)[2:]
 			return append(r[:2:2], r[1:]...)
 		}, 4, audit.KindInserted},
+		{"PartialGapBeforeAnEditedRecord", func() []audit.Record {
+			// An edited record is named first, as audit.Verify does, even
+			// after a gap.
+			r := chain(8)[2:]
+			r = append(r[:1:1], r[2:]...)
+			r[3].Reason = "changed"
+			return r
+		}, 7, audit.KindEdited},
+		{"WholeLogEditedAfterAGap", func() []audit.Record {
+			r := chain(8)
+			r = append(r[:2:2], r[3:]...)
+			r[5].Reason = "changed"
+			return r
+		}, 7, audit.KindEdited},
 		{"WholeLogUsesAuditVerify", func() []audit.Record {
 			r := chain(5)
 			return append(r[:2:2], r[3:]...)
@@ -62,15 +77,26 @@ func TestVerifyRecords(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			p := verifyRecords(tt.records())
+			var export bytes.Buffer
+			if err := audit.WriteJSONL(&export, tt.records()); err != nil {
+				t.Fatal(err)
+			}
+			p, sum, err := checkExport(bytes.NewReader(export.Bytes()))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if records := tt.records(); p == nil && (sum.n != len(records) || len(records) > 0 &&
+				(sum.first != records[0].Seq || sum.last != records[len(records)-1].Seq)) {
+				t.Errorf("summary %+v for %d records", sum, len(records))
+			}
 			switch {
 			case tt.wantKind == "" && p != nil:
-				t.Fatalf("verifyRecords = %v, want intact", p)
+				t.Fatalf("checkExport = %v, want intact", p)
 			case tt.wantKind == "":
 			case p == nil:
-				t.Fatalf("verifyRecords found nothing, want record %d %s", tt.wantSeq, tt.wantKind)
+				t.Fatalf("checkExport found nothing, want record %d %s", tt.wantSeq, tt.wantKind)
 			case p.Seq != tt.wantSeq || p.Kind != tt.wantKind:
-				t.Fatalf("verifyRecords = record %d %s (%v), want record %d %s", p.Seq, p.Kind, p, tt.wantSeq, tt.wantKind)
+				t.Fatalf("checkExport = record %d %s (%v), want record %d %s", p.Seq, p.Kind, p, tt.wantSeq, tt.wantKind)
 			}
 		})
 	}

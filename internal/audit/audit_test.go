@@ -455,6 +455,12 @@ func FuzzVerify(f *testing.F) {
 			}
 		}
 		p := Verify(records)
+		for _, lastSeq := range []int64{0, n} {
+			want := VerifyUpTo(records, lastSeq)
+			if got := scanUpTo(records, lastSeq); !reflect.DeepEqual(got, want) {
+				t.Fatalf("a Scan up to %d found %+v; VerifyUpTo found %+v", lastSeq, got, want)
+			}
+		}
 		if p != nil {
 			if p.Error() == "" || p.Index < 0 || p.Index > len(records) {
 				t.Errorf("malformed problem %+v", *p)
@@ -467,4 +473,90 @@ func FuzzVerify(f *testing.F) {
 			}
 		}
 	})
+}
+
+// scanUpTo checks records as a reader of a long log does: a Scan, and the
+// links followed when the log is not whole.
+func scanUpTo(records []Record, lastSeq int64) *Problem {
+	var s Scan
+	for i := range records {
+		if p := s.Add(&records[i]); p != nil {
+			return p
+		}
+	}
+	if s.Len() != len(records) {
+		panic("Scan lost count")
+	}
+	if s.Whole() {
+		return s.UpTo(lastSeq)
+	}
+	links := make([]Link, len(records))
+	for i := range records {
+		links[i] = records[i].Link()
+	}
+	return FollowUpTo(links, lastSeq)
+}
+
+// TestScanAgreesWithVerify runs the cases of TestVerify's kind through a
+// Scan: whole logs finish in the Scan, damaged ones are followed, and every
+// answer is Verify's.
+func TestScanAgreesWithVerify(t *testing.T) {
+	whole := newLog(6)
+	edited := newLog(6)
+	edited[3].Reason = "changed"
+	cut := newLog(6)[:4]
+	gap := append(newLog(6)[:2:2], newLog(6)[3:]...)
+	swapped := newLog(6)
+	swapped[1], swapped[2] = swapped[2], swapped[1]
+	cases := []struct {
+		name      string
+		records   []Record
+		lastSeq   int64
+		wantWhole bool
+		wantNil   bool
+	}{
+		{"Empty", nil, 0, true, true},
+		{"Whole", whole, 6, true, true},
+		{"WholeWithMoreThanKnown", whole, 4, true, true},
+		{"EditedStopsTheScan", edited, 6, true, false},
+		{"CutShort", cut, 6, true, false},
+		{"Gap", gap, 6, false, false},
+		{"Swapped", swapped, 6, false, false},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			var s Scan
+			var stopped *Problem
+			for i := range c.records {
+				if stopped = s.Add(&c.records[i]); stopped != nil {
+					break
+				}
+			}
+			if stopped == nil && s.Whole() != c.wantWhole {
+				t.Errorf("Whole = %v, want %v", s.Whole(), c.wantWhole)
+			}
+			got, want := scanUpTo(c.records, c.lastSeq), VerifyUpTo(c.records, c.lastSeq)
+			if !reflect.DeepEqual(got, want) {
+				t.Fatalf("scan found %+v, VerifyUpTo %+v", got, want)
+			}
+			if (got == nil) != c.wantNil {
+				t.Errorf("problem %v, want one: %v", got, !c.wantNil)
+			}
+		})
+	}
+}
+
+func TestScanUpToPanicsWhenNotWhole(t *testing.T) {
+	records := newLog(3)
+	records[1], records[2] = records[2], records[1]
+	var s Scan
+	for i := range records {
+		s.Add(&records[i])
+	}
+	defer func() {
+		if recover() == nil {
+			t.Error("UpTo on a broken log did not panic")
+		}
+	}()
+	s.UpTo(3)
 }

@@ -44,33 +44,58 @@ type jsonActor struct {
 // the hashes in hex, so that an export can be verified on its own with
 // ReadJSONL and Verify.
 func WriteJSONL(w io.Writer, records []Record) error {
+	jw := NewJSONLWriter(w)
+	for i := range records {
+		if err := jw.Write(&records[i]); err != nil {
+			return err
+		}
+	}
+	return jw.Flush()
+}
+
+// A JSONLWriter writes records one at a time, as WriteJSONL does, for logs
+// too long to hold in memory. Call Flush at the end.
+type JSONLWriter struct {
+	bw  *bufio.Writer
+	enc *json.Encoder
+}
+
+// NewJSONLWriter returns a writer of records to w.
+func NewJSONLWriter(w io.Writer) *JSONLWriter {
 	bw := bufio.NewWriter(w)
 	enc := json.NewEncoder(bw)
 	// Reasons and ids are written as they are; escaping <, > and & would only
 	// make the export harder to read.
 	enc.SetEscapeHTML(false)
-	for i := range records {
-		r := &records[i]
-		err := enc.Encode(jsonRecord{
-			Seq:          r.Seq,
-			Time:         r.Time.UTC().Format(timeLayout),
-			Actor:        jsonActor{Type: r.Actor.Type, ID: r.Actor.ID, Role: r.Actor.Role},
-			Source:       r.Source,
-			Action:       r.Action,
-			Object:       r.Object,
-			Conversation: r.Conversation,
-			Channel:      r.Channel,
-			Outcome:      r.Outcome,
-			Reason:       r.Reason,
-			RequestID:    r.RequestID,
-			PrevHash:     hex.EncodeToString(r.PrevHash),
-			Hash:         hex.EncodeToString(r.Hash),
-		})
-		if err != nil {
-			return fmt.Errorf("write audit export: record %d: %w", r.Seq, err)
-		}
+	return &JSONLWriter{bw: bw, enc: enc}
+}
+
+// Write writes one record.
+func (w *JSONLWriter) Write(r *Record) error {
+	err := w.enc.Encode(jsonRecord{
+		Seq:          r.Seq,
+		Time:         r.Time.UTC().Format(timeLayout),
+		Actor:        jsonActor{Type: r.Actor.Type, ID: r.Actor.ID, Role: r.Actor.Role},
+		Source:       r.Source,
+		Action:       r.Action,
+		Object:       r.Object,
+		Conversation: r.Conversation,
+		Channel:      r.Channel,
+		Outcome:      r.Outcome,
+		Reason:       r.Reason,
+		RequestID:    r.RequestID,
+		PrevHash:     hex.EncodeToString(r.PrevHash),
+		Hash:         hex.EncodeToString(r.Hash),
+	})
+	if err != nil {
+		return fmt.Errorf("write audit export: record %d: %w", r.Seq, err)
 	}
-	if err := bw.Flush(); err != nil {
+	return nil
+}
+
+// Flush writes what is buffered.
+func (w *JSONLWriter) Flush() error {
+	if err := w.bw.Flush(); err != nil {
 		return fmt.Errorf("write audit export: %w", err)
 	}
 	return nil
@@ -80,24 +105,49 @@ func WriteJSONL(w io.Writer, records []Record) error {
 // Blank lines are skipped; a line that is not a record, or has a field
 // WriteJSONL does not write, is an error naming the line.
 func ReadJSONL(r io.Reader) ([]Record, error) {
-	br := bufio.NewReader(r)
+	jr := NewJSONLReader(r)
 	var records []Record
-	for n := 1; ; n++ {
-		line, err := br.ReadBytes('\n')
-		if err != nil && !errors.Is(err, io.EOF) {
-			return nil, fmt.Errorf("read audit export: line %d: %w", n, err)
+	for {
+		rec, err := jr.Next()
+		if errors.Is(err, io.EOF) {
+			return records, nil
 		}
+		if err != nil {
+			return nil, err
+		}
+		records = append(records, rec)
+	}
+}
+
+// A JSONLReader reads records one at a time, as ReadJSONL does, for
+// exports too long to hold in memory.
+type JSONLReader struct {
+	br   *bufio.Reader
+	line int
+	done bool
+}
+
+// NewJSONLReader returns a reader of the records in r.
+func NewJSONLReader(r io.Reader) *JSONLReader { return &JSONLReader{br: bufio.NewReader(r)} }
+
+// Next returns the next record, or io.EOF after the last.
+func (jr *JSONLReader) Next() (Record, error) {
+	for !jr.done {
+		jr.line++
+		line, err := jr.br.ReadBytes('\n')
+		if err != nil && !errors.Is(err, io.EOF) {
+			return Record{}, fmt.Errorf("read audit export: line %d: %w", jr.line, err)
+		}
+		jr.done = err != nil // io.EOF after the last line
 		if len(bytes.TrimSpace(line)) > 0 {
 			rec, perr := parseLine(line)
 			if perr != nil {
-				return nil, fmt.Errorf("read audit export: line %d: %w", n, perr)
+				return Record{}, fmt.Errorf("read audit export: line %d: %w", jr.line, perr)
 			}
-			records = append(records, rec)
-		}
-		if err != nil { // io.EOF after the last line
-			return records, nil
+			return rec, nil
 		}
 	}
+	return Record{}, io.EOF
 }
 
 func parseLine(line []byte) (Record, error) {

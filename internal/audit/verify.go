@@ -72,12 +72,45 @@ func verify(records []Record, lastSeq int64) *Problem {
 	// A record that does not match its own hash is the plainest evidence, and
 	// it would make every later finding about the chain noise, so it comes first.
 	for i := range records {
-		r := &records[i]
-		if !bytes.Equal(r.Hash, r.ComputeHash()) {
-			return &Problem{Seq: r.Seq, Kind: KindEdited, Detail: "its hash does not match its contents", Index: i}
+		if p := edited(&records[i], i); p != nil {
+			return p
 		}
 	}
+	links := make([]Link, len(records))
+	for i := range records {
+		links[i] = records[i].Link()
+	}
+	return follow(links, lastSeq)
+}
 
+// edited reports r, at index i, when it does not match its own hash.
+func edited(r *Record, i int) *Problem {
+	if !bytes.Equal(r.Hash, r.ComputeHash()) {
+		return &Problem{Seq: r.Seq, Kind: KindEdited, Detail: "its hash does not match its contents", Index: i}
+	}
+	return nil
+}
+
+// A Link is what following the chain needs of a record: its number and the
+// hashes that tie it to its neighbours. A log's links take a fraction of the
+// memory its records do.
+type Link struct {
+	Seq      int64
+	PrevHash []byte
+	Hash     []byte
+}
+
+// Link returns the record's link.
+func (r *Record) Link() Link { return Link{Seq: r.Seq, PrevHash: r.PrevHash, Hash: r.Hash} }
+
+// FollowUpTo is VerifyUpTo for the links of records whose hashes are known
+// to match their contents (Scan checked them): it finds what is wrong with
+// the chain itself, with the same Problems.
+func FollowUpTo(links []Link, lastSeq int64) *Problem {
+	return follow(links, lastSeq)
+}
+
+func follow(records []Link, lastSeq int64) *Problem {
 	// Follow the chain from the start through the hashes rather than through
 	// storage order, so that a reordering does not look like a gap and an
 	// insertion does not hide the records after it.
@@ -164,21 +197,80 @@ func verify(records []Record, lastSeq int64) *Problem {
 		report(&Problem{Seq: last + 1, Kind: KindDeleted, Detail: gapDetail(last+1, restSeq-1, restSeq), Index: restIdx})
 	}
 
-	if found == nil && lastSeq > last {
-		detail := fmt.Sprintf("the log should reach record %d but ends at record %d", lastSeq, last)
-		if last == 0 {
-			detail = fmt.Sprintf("the log should reach record %d but is empty", lastSeq)
-		}
-		found = &Problem{Seq: last + 1, Kind: KindDeleted, Detail: detail, Index: len(records)}
+	if found == nil {
+		found = shortOf(last, lastSeq, len(records))
 	}
 	return found
 }
+
+// shortOf reports the records missing from the end of a log whose chain
+// stops at record last when it should reach lastSeq; index is the log's
+// length.
+func shortOf(last, lastSeq int64, index int) *Problem {
+	if lastSeq <= last {
+		return nil
+	}
+	detail := fmt.Sprintf("the log should reach record %d but ends at record %d", lastSeq, last)
+	if last == 0 {
+		detail = fmt.Sprintf("the log should reach record %d but is empty", lastSeq)
+	}
+	return &Problem{Seq: last + 1, Kind: KindDeleted, Detail: detail, Index: index}
+}
+
+// A Scan checks a log one record at a time, in storage order, in constant
+// memory, for logs too long to hold in memory. Add checks each record's
+// hash, and the first that does not match is the problem Verify would report
+// first. While every record added is the next of the chain (records 1, 2, 3
+// ..., each pointing to the one before), the log is Whole, and UpTo finishes
+// the check. Otherwise the chain needs following: collect the links in a
+// second pass and give them to FollowUpTo.
+type Scan struct {
+	n      int
+	last   Link
+	broken bool
+}
+
+// Add checks r, the next record in storage order, and returns the problem
+// when r does not match its own hash.
+func (s *Scan) Add(r *Record) *Problem {
+	if p := edited(r, s.n); p != nil {
+		return p
+	}
+	prev := s.last.Hash
+	if s.n == 0 {
+		prev = zeroHash[:]
+	}
+	if r.Seq != int64(s.n)+1 || !bytes.Equal(r.PrevHash, prev) {
+		s.broken = true
+	}
+	s.n++
+	s.last = Link{Seq: r.Seq, PrevHash: bytes.Clone(r.PrevHash), Hash: bytes.Clone(r.Hash)}
+	return nil
+}
+
+// Len returns how many records were added.
+func (s *Scan) Len() int { return s.n }
+
+// Whole reports whether the records added are records 1 to Len in order,
+// each pointing to the one before.
+func (s *Scan) Whole() bool { return !s.broken }
+
+// UpTo returns, for a Whole log, what VerifyUpTo would: nil, or the records
+// missing from the end when it stops short of lastSeq.
+func (s *Scan) UpTo(lastSeq int64) *Problem {
+	if s.broken {
+		panic("audit: Scan.UpTo on a log that is not whole; use FollowUpTo")
+	}
+	return shortOf(int64(s.n), lastSeq, s.n)
+}
+
+var zeroHash [HashSize]byte
 
 // successor returns the index of the record with number seq that points to
 // the record whose hash is prev, or -1. When several do (a forged record
 // copying a genuine one's place), it prefers one that a later record points
 // to, then the one stored first.
-func successor(records []Record, byPrev map[string][]int, prev string, seq int64) int {
+func successor(records []Link, byPrev map[string][]int, prev string, seq int64) int {
 	first, linked := -1, -1
 	for _, i := range byPrev[prev] {
 		if records[i].Seq != seq {
@@ -202,7 +294,7 @@ func successor(records []Record, byPrev map[string][]int, prev string, seq int64
 	return first
 }
 
-func duplicateDetail(r, chained *Record) string {
+func duplicateDetail(r, chained *Link) string {
 	switch {
 	case bytes.Equal(r.Hash, chained.Hash):
 		return fmt.Sprintf("it is a second copy of record %d", r.Seq)

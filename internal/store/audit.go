@@ -215,24 +215,68 @@ type auditRow struct {
 //
 // Pending records are chained first, so the log read is complete up to now.
 func (s *Store) AuditRecords(ctx context.Context, since time.Time) ([]audit.Record, error) {
-	if _, err := s.ChainAudit(ctx); err != nil {
-		return nil, err
-	}
-	return s.auditRecords(ctx, s.db, since)
+	var out []audit.Record
+	err := s.EachAuditRecord(ctx, since, func(r *audit.Record) error {
+		out = append(out, *r)
+		return nil
+	})
+	return out, err
 }
 
-func (s *Store) auditRecords(ctx context.Context, q sqlx.QueryerContext, since time.Time) ([]audit.Record, error) {
-	var rows []auditRow
-	err := sqlx.SelectContext(ctx, q, &rows, s.q(`SELECT seq, at, actor_type, actor_id, actor_role, source, action, object,
+// EachAuditRecord calls fn with each audit record at or after since, in
+// storage order, reading them as it goes: an export of a log of millions
+// of records holds one at a time. An error from fn stops it and is
+// returned. Pending records are chained first.
+func (s *Store) EachAuditRecord(ctx context.Context, since time.Time, fn func(*audit.Record) error) error {
+	if _, err := s.ChainAudit(ctx); err != nil {
+		return err
+	}
+	return s.eachAuditRecord(ctx, s.db, since, fn)
+}
+
+func (s *Store) eachAuditRecord(ctx context.Context, q sqlx.QueryerContext, since time.Time, fn func(*audit.Record) error) error {
+	rows, err := q.QueryxContext(ctx, s.q(`SELECT seq, at, actor_type, actor_id, actor_role, source, action, object,
 		conversation_id, channel, outcome, reason, request_id, prev_hash, hash FROM audit_log WHERE at >= ? ORDER BY seq`), micros(since))
+	if err != nil {
+		return fmt.Errorf("read audit log: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var row auditRow
+		if err := rows.StructScan(&row); err != nil {
+			return fmt.Errorf("read audit log: %w", err)
+		}
+		r := row.record()
+		if err := fn(&r); err != nil {
+			return err
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("read audit log: %w", err)
+	}
+	return nil
+}
+
+// auditLinks returns the whole log's links, in storage order: what
+// following a broken chain needs, in a fraction of the records' memory.
+func (s *Store) auditLinks(ctx context.Context, q sqlx.QueryerContext) ([]audit.Link, error) {
+	rows, err := q.QueryxContext(ctx, `SELECT seq, prev_hash, hash FROM audit_log ORDER BY seq`)
 	if err != nil {
 		return nil, fmt.Errorf("read audit log: %w", err)
 	}
-	out := make([]audit.Record, len(rows))
-	for i, r := range rows {
-		out[i] = r.record()
+	defer rows.Close()
+	var links []audit.Link
+	for rows.Next() {
+		var l audit.Link
+		if err := rows.Scan(&l.Seq, &l.PrevHash, &l.Hash); err != nil {
+			return nil, fmt.Errorf("read audit log: %w", err)
+		}
+		links = append(links, l)
 	}
-	return out, nil
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read audit log: %w", err)
+	}
+	return links, nil
 }
 
 // record turns a row into an audit record.
@@ -249,6 +293,10 @@ func (r auditRow) record() audit.Record {
 // chain alone cannot: the last record rewritten with its hash computed
 // again, and records added after the last one that safeflow wrote, since
 // every append moves the head in the same transaction.
+//
+// The log is read as a stream (audit.Scan): an intact log of millions of
+// records is checked in constant memory. Only a damaged one is read a
+// second time, as links, to follow its chain and name the problem.
 func (s *Store) VerifyAudit(ctx context.Context) (*audit.Problem, error) {
 	if _, err := s.ChainAudit(ctx); err != nil {
 		return nil, err
@@ -271,26 +319,67 @@ func (s *Store) VerifyAudit(ctx context.Context) (*audit.Problem, error) {
 	if err := tx.GetContext(ctx, &head, `SELECT seq, hash FROM audit_head WHERE id = 1`); err != nil {
 		return nil, fmt.Errorf("audit head: %w", err)
 	}
-	records, err := s.auditRecords(ctx, tx, time.Time{})
+	var scan audit.Scan
+	var problem *audit.Problem
+	var atHead []byte // the hash of record head.Seq
+	errFound := errors.New("found")
+	err = s.eachAuditRecord(ctx, tx, time.Time{}, func(r *audit.Record) error {
+		if problem = scan.Add(r); problem != nil {
+			return errFound
+		}
+		if r.Seq == head.Seq {
+			atHead = r.Hash
+		}
+		return nil
+	})
+	if problem != nil {
+		return problem, nil
+	}
 	if err != nil {
 		return nil, err
 	}
-	known := len(records)
-	for known > 0 && records[known-1].Seq > head.Seq {
+	if scan.Whole() {
+		// Records 1 to n in order: those up to the head are the first.
+		n := int64(scan.Len())
+		known := min(n, head.Seq)
+		return againstHead(scan.UpTo(head.Seq), known, n, atHead, known+1, head.Seq, head.Hash), nil
+	}
+	links, err := s.auditLinks(ctx, tx)
+	if err != nil {
+		return nil, err
+	}
+	known := len(links)
+	for known > 0 && links[known-1].Seq > head.Seq {
 		known--
 	}
-	if p := audit.VerifyUpTo(records[:known], head.Seq); p != nil {
-		return p, nil
+	var knownHash []byte
+	if known > 0 {
+		knownHash = links[known-1].Hash
 	}
-	if known > 0 && !bytes.Equal(records[known-1].Hash, head.Hash) {
-		return &audit.Problem{Seq: head.Seq, Kind: audit.KindEdited, Index: known - 1,
-			Detail: "its hash is not the one recorded at the head of the log, so it was changed and its hash computed again"}, nil
+	var beyond int64
+	if known < len(links) {
+		beyond = links[known].Seq
 	}
-	if known < len(records) {
-		return &audit.Problem{Seq: records[known].Seq, Kind: audit.KindInserted, Index: known,
-			Detail: fmt.Sprintf("it comes after record %d, the last one safeflow appended", head.Seq)}, nil
+	return againstHead(audit.FollowUpTo(links[:known], head.Seq), int64(known), int64(len(links)), knownHash, beyond, head.Seq, head.Hash), nil
+}
+
+// againstHead finishes a check of the log against its head: chained is
+// what following the records up to the head found; known of the log's n
+// records are those up to the head, knownHash is the hash of the last of
+// them, and beyondSeq the number of the record after them, if any.
+func againstHead(chained *audit.Problem, known, n int64, knownHash []byte, beyondSeq, headSeq int64, headHash []byte) *audit.Problem {
+	if chained != nil {
+		return chained
 	}
-	return nil, nil
+	if known > 0 && !bytes.Equal(knownHash, headHash) {
+		return &audit.Problem{Seq: headSeq, Kind: audit.KindEdited, Index: int(known - 1),
+			Detail: "its hash is not the one recorded at the head of the log, so it was changed and its hash computed again"}
+	}
+	if known < n {
+		return &audit.Problem{Seq: beyondSeq, Kind: audit.KindInserted, Index: int(known),
+			Detail: fmt.Sprintf("it comes after record %d, the last one safeflow appended", headSeq)}
+	}
+	return nil
 }
 
 // chain links records after head (seq 0: the log is empty) and returns
