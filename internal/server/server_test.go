@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"net/http"
@@ -573,5 +574,76 @@ func TestShutdownDoesNotWaitForLongPolls(t *testing.T) {
 	}
 	if code := <-polled; code != http.StatusOK {
 		t.Errorf("the long poll got %d; want an empty 200 answer", code)
+	}
+}
+
+// ranOnce starts a dev service and stops it, and returns its settings:
+// its SQLite file and key file are then there, as a stopped service leaves
+// them.
+func ranOnce(t *testing.T) server.Config {
+	t.Helper()
+	ln := listen(t)
+	cfg := devConfig(t, ln, examples)
+	r := start(t, ln, cfg)
+	r.Stop(t)
+	r.Close()
+	return cfg
+}
+
+// sqliteExec runs statements on a stopped service's SQLite file, as an
+// operator with the file could.
+func sqliteExec(t *testing.T, file string, statements ...string) {
+	t.Helper()
+	db, err := sql.Open("sqlite", file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	for _, q := range statements {
+		if _, err := db.Exec(q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+}
+
+const pendingRecord = `INSERT INTO audit_pending (at, actor_type, actor_id, actor_role, source, action, object, conversation_id,
+	channel, outcome, reason, request_id) VALUES (1, 'system', '', '', '', 'flow.reload', 'intake', '', '', 'ok', '', '')`
+
+// Audit records a run left pending (written with their action, not yet
+// chained) are chained when the next run starts, and it says so.
+func TestStartChainsWhatAPreviousRunLeftPending(t *testing.T) {
+	cfg := ranOnce(t)
+	sqliteExec(t, cfg.DB, pendingRecord, pendingRecord)
+
+	ln2 := listen(t)
+	cfg.Addr = ln2.Addr().String()
+	r2 := start(t, ln2, cfg)
+	if !regexp.MustCompile(`audit records a previous run left unchained are chained now","count":2`).MatchString(r2.Log.String()) {
+		t.Errorf("the start did not say it chained the 2 pending records:\n%s", r2.Log.String())
+	}
+	var pending int
+	if err := r2.Store.DB().Get(&pending, `SELECT COUNT(*) FROM audit_pending`); err != nil || pending != 0 {
+		t.Errorf("%d records still pending (%v)", pending, err)
+	}
+	if p, err := r2.Store.VerifyAudit(context.Background()); p != nil || err != nil {
+		t.Errorf("VerifyAudit = %v, %v", p, err)
+	}
+}
+
+// A log whose records cannot be chained (here its head was moved back by
+// hand) stops the start with the reason, instead of a service whose every
+// message would fail to write its audit records.
+func TestUnchainableAuditLogRefusesToStart(t *testing.T) {
+	cfg := ranOnce(t)
+	sqliteExec(t, cfg.DB, pendingRecord, pendingRecord, `UPDATE audit_head SET seq = seq - 1`)
+
+	log, _ := newLog()
+	srv, err := server.New(context.Background(), cfg, log)
+	if err == nil {
+		srv.Close()
+		t.Fatal("the service started on an audit log it cannot chain")
+	}
+	if msg := err.Error(); !strings.Contains(msg, "audit log") || !strings.Contains(msg, "safeflow audit verify") {
+		t.Errorf("refused with %q; want the audit log named and what to run", msg)
 	}
 }

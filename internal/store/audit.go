@@ -87,6 +87,9 @@ func (s *Store) chainBatch(ctx context.Context, limit int) (int, error) {
 		if len(rows) == 0 {
 			return nil
 		}
+		if err := headBehind(ctx, tx, head.Seq); err != nil {
+			return err
+		}
 		records := make([]audit.Record, len(rows))
 		ids := make([]int64, len(rows))
 		for i, r := range rows {
@@ -119,6 +122,26 @@ func (s *Store) chainBatch(ctx context.Context, limit int) (int, error) {
 		return 0, chainErr(err)
 	}
 	return n, nil
+}
+
+// ErrHeadBehind is returned (wrapped) when the audit log holds records past
+// its head: the log or the head was changed by hand, and a record appended
+// after the head would clash with one already there.
+var ErrHeadBehind = errors.New("the audit log cannot be continued")
+
+// headBehind returns ErrHeadBehind, saying what to do, when the log holds
+// records past headSeq.
+func headBehind(ctx context.Context, q sqlx.QueryerContext, headSeq int64) error {
+	var last sql.NullInt64
+	if err := q.QueryRowxContext(ctx, `SELECT MAX(seq) FROM audit_log`).Scan(&last); err != nil {
+		return fmt.Errorf("audit log: %w", err)
+	}
+	if last.Int64 <= headSeq {
+		return nil
+	}
+	return fmt.Errorf("%w: its head says record %d is the last, but it holds records up to %d, so the log or its head "+
+		"was changed by hand. Run `safeflow audit verify` to see what changed, and restore the database from a backup "+
+		"taken before it; safeflow appends no record to a log it cannot continue", ErrHeadBehind, headSeq, last.Int64)
 }
 
 // RunAuditChainer chains pending audit records every interval, and once
@@ -228,7 +251,7 @@ func (s *Store) AuditRecords(ctx context.Context, since time.Time) ([]audit.Reco
 // of records holds one at a time. An error from fn stops it and is
 // returned. Pending records are chained first.
 func (s *Store) EachAuditRecord(ctx context.Context, since time.Time, fn func(*audit.Record) error) error {
-	if _, err := s.ChainAudit(ctx); err != nil {
+	if err := s.chainBeforeReading(ctx); err != nil {
 		return err
 	}
 	return s.eachAuditRecord(ctx, s.db, since, fn)
@@ -253,6 +276,16 @@ func (s *Store) eachAuditRecord(ctx context.Context, q sqlx.QueryerContext, sinc
 	}
 	if err := rows.Err(); err != nil {
 		return fmt.Errorf("read audit log: %w", err)
+	}
+	return nil
+}
+
+// chainBeforeReading chains what is pending, so that a read of the log is
+// complete up to now. A log that cannot be continued (ErrHeadBehind) is
+// still read as it is: that is when verify and export matter most.
+func (s *Store) chainBeforeReading(ctx context.Context) error {
+	if _, err := s.ChainAudit(ctx); err != nil && !errors.Is(err, ErrHeadBehind) {
+		return err
 	}
 	return nil
 }
@@ -298,7 +331,7 @@ func (r auditRow) record() audit.Record {
 // records is checked in constant memory. Only a damaged one is read a
 // second time, as links, to follow its chain and name the problem.
 func (s *Store) VerifyAudit(ctx context.Context) (*audit.Problem, error) {
-	if _, err := s.ChainAudit(ctx); err != nil {
+	if err := s.chainBeforeReading(ctx); err != nil {
 		return nil, err
 	}
 	var opts *sql.TxOptions

@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"runtime"
 	"strings"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/safeflow/safeflow/engine"
 	"github.com/safeflow/safeflow/internal/audit"
+	"github.com/safeflow/safeflow/internal/seal"
 	"github.com/safeflow/safeflow/internal/store"
 )
 
@@ -314,4 +316,72 @@ func heapGrowth(t *testing.T, fn func()) uint64 {
 	close(done)
 	peak = max(peak, <-sampled)
 	return peak - base
+}
+
+// A log whose head was moved back by hand cannot be continued: appending
+// after the head would clash with the records past it. The append is
+// refused with ErrHeadBehind, which says what to do, and nothing is lost or
+// written.
+func TestHeadBehindTheLogRefusesAppends(t *testing.T) {
+	for _, b := range backends {
+		t.Run(b.name, func(t *testing.T) {
+			s := headMovedBack(t, b.open)
+			before := countRows(t, s, "audit_log")
+
+			events := []engine.Event{{Actor: "system", Action: engine.EventStepChange, Outcome: "ok", At: time.Now()}}
+			err := s.Tx(t.Context(), func(tx engine.Tx) error { return tx.Append(t.Context(), nil, nil, events) })
+			if s.Postgres() {
+				// The record waits in audit_pending; the chainer refuses it.
+				if err != nil {
+					t.Fatal(err)
+				}
+				_, err = s.ChainAudit(t.Context())
+				if n := countRows(t, s, "audit_pending"); n != 1 {
+					t.Errorf("%d records pending, want the 1 written", n)
+				}
+			}
+			if !errors.Is(err, store.ErrHeadBehind) {
+				t.Fatalf("append after the head was moved back: %v, want ErrHeadBehind", err)
+			}
+			for _, want := range []string{"its head says record 2 is the last, but it holds records up to 3", "safeflow audit verify", "backup"} {
+				if !strings.Contains(err.Error(), want) {
+					t.Errorf("error %q does not say %q", err, want)
+				}
+			}
+			if n := countRows(t, s, "audit_log"); n != before {
+				t.Errorf("the log went from %d to %d records", before, n)
+			}
+		})
+	}
+}
+
+// Verify and export still read a log that cannot be continued, with
+// records pending: verify names what was done.
+func TestHeadBehindStillVerifies(t *testing.T) {
+	for _, b := range backends {
+		t.Run(b.name, func(t *testing.T) {
+			s := headMovedBack(t, b.open)
+			execSQL(t, s, `INSERT INTO audit_pending (at, actor_type, actor_id, actor_role, source, action, object, conversation_id,
+				channel, outcome, reason, request_id) VALUES (1, 'system', '', '', '', 'flow.reload', '', '', '', 'ok', '', '')`)
+			p, err := s.VerifyAudit(t.Context())
+			if err != nil || p == nil || p.Seq != 2 || p.Kind != audit.KindEdited {
+				t.Fatalf("VerifyAudit = %v, %v; want record 2 named as edited (the head's hash is record 3's)", p, err)
+			}
+			records, err := s.AuditRecords(t.Context(), time.Time{})
+			if err != nil || len(records) != 3 {
+				t.Fatalf("read %d records (%v), want the 3 in the log", len(records), err)
+			}
+		})
+	}
+}
+
+// headMovedBack opens a store whose log holds 3 records and whose head was
+// moved back by hand to record 2.
+func headMovedBack(t *testing.T, open func(*testing.T, *seal.Ring) (*store.Store, string)) *store.Store {
+	t.Helper()
+	s, _ := open(t, newRing(t))
+	writePending(t, s, 3)
+	chainAudit(t, s)
+	execSQL(t, s, `UPDATE audit_head SET seq = seq - 1`)
+	return s
 }

@@ -1088,6 +1088,9 @@ func (t *tx) chainInline(ctx context.Context) error {
 	if err := t.queryRow(ctx, `SELECT seq, hash FROM audit_head WHERE id = 1`).Scan(&head.Seq, &head.Hash); err != nil {
 		return fmt.Errorf("audit head: %w", err)
 	}
+	if err := headBehind(ctx, t.tx, head.Seq); err != nil {
+		return err
+	}
 	prev := chain(head, records)
 	if _, err := t.exec(ctx, `UPDATE audit_head SET seq = ?, hash = ? WHERE id = 1`, prev.Seq, prev.Hash); err != nil {
 		return fmt.Errorf("audit head: %w", err)
