@@ -838,10 +838,30 @@ func TestPostgresServiceRole(t *testing.T) {
 
 	// What audit_chain lets through, a hash that does not match the record,
 	// verify names.
-	t.Run("WrongHashThroughTheFunctionIsNamed", func(t *testing.T) {
+	// The call comes from a session that shadows the audit tables with
+	// temporary tables of its own: the owner's function must still use the
+	// real ones, or it would move the record where no one looks.
+	t.Run("TemporaryTablesDoNotShadowTheLogAndAWrongHashIsNamed", func(t *testing.T) {
 		id, head := onePending(t, service)
-		execSQL(t, service, `SELECT audit_chain($1::bigint[], $2::bigint[], $3::bytea[], $4::bytea[])`,
-			pq.Array([]int64{id}), pq.Array([]int64{head.Seq + 1}), pq.Array([][]byte{head.Hash}), pq.Array([][]byte{make([]byte, audit.HashSize)}))
+		conn, err := service.DB().Conn(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		for _, table := range []string{"audit_log"} {
+			// Granted to all, so that the owner's function could use them.
+			if _, err := conn.ExecContext(ctx, `CREATE TEMP TABLE `+table+` (LIKE `+table+`); GRANT ALL ON pg_temp.`+table+` TO PUBLIC`); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, err := conn.ExecContext(ctx, `SELECT audit_chain($1::bigint[], $2::bigint[], $3::bytea[], $4::bytea[])`,
+			pq.Array([]int64{id}), pq.Array([]int64{head.Seq + 1}), pq.Array([][]byte{head.Hash}), pq.Array([][]byte{make([]byte, audit.HashSize)})); err != nil {
+			t.Fatal(err)
+		}
+		var shadowed int
+		if err := conn.QueryRowContext(ctx, `SELECT COUNT(*) FROM pg_temp.audit_log`).Scan(&shadowed); err != nil || shadowed != 0 {
+			t.Errorf("the function wrote %d rows into the caller's temporary tables (%v)", shadowed, err)
+		}
 		p, err := owner.VerifyAudit(ctx)
 		if err != nil || p == nil || p.Seq != head.Seq+1 || p.Kind != audit.KindEdited {
 			t.Fatalf("VerifyAudit = %v, %v; want record %d named as edited", p, err, head.Seq+1)
