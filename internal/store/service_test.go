@@ -101,3 +101,39 @@ func TestRefusedServiceLeavesTheFileAlone(t *testing.T) {
 		t.Errorf("the refused service touched the database file: %v", err)
 	}
 }
+
+// A new SQLite file, and the -wal and -shm files beside it, can be read
+// only by their owner: they hold the audit log, flows, steps and times in
+// the clear, beside the sealed values. A file that exists keeps its mode.
+func TestNewSQLiteFileIsPrivate(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "safeflow.db")
+	s, err := store.Open(t.Context(), path, newRing(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	storetest.Play(t.Context(), t, s, storetest.Examples(t), storetest.Scripts()[0])
+	for _, f := range []string{path, path + "-wal", path + "-shm"} {
+		info, err := os.Stat(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if mode := info.Mode().Perm(); mode != 0o600 {
+			t.Errorf("%s has mode %o, want 600", filepath.Base(f), mode)
+		}
+	}
+	s.Close()
+
+	kept := filepath.Join(dir, "kept.db")
+	if err := os.WriteFile(kept, nil, 0o640); err != nil {
+		t.Fatal(err)
+	}
+	s, err = store.Open(t.Context(), kept, newRing(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	if info, err := os.Stat(kept); err != nil || info.Mode().Perm() != 0o640 {
+		t.Errorf("an existing file's mode changed: %v, %v", info.Mode().Perm(), err)
+	}
+}

@@ -978,7 +978,7 @@ func TestMigrate(t *testing.T) {
 		{name: "NoRing", dsn: "sqlite:" + filepath.Join(os.TempDir(), "never-created.db"), want: []string{"no key ring"}},
 		{name: "NoDatabase", dsn: "", ring: mustRing(t), want: []string{"no database given"}},
 		{name: "SQLiteFolderMissing", dsn: "sqlite:/nonexistent-safeflow-dir/x/safeflow.db", ring: mustRing(t),
-			want: []string{"open store: SQLite file /nonexistent-safeflow-dir/x/safeflow.db", "unable to open"}},
+			want: []string{"open store: SQLite file /nonexistent-safeflow-dir/x/safeflow.db: cannot create it: its folder /nonexistent-safeflow-dir/x does not exist"}},
 		{name: "PostgresUnreachable", dsn: "postgres://safeflow:s3cret-pass@127.0.0.1:1/safeflow?sslmode=disable&connect_timeout=2",
 			ring: mustRing(t), want: []string{"open store", "127.0.0.1:1"}, not: "s3cret-pass"},
 	}

@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"io/fs"
 	"net/url"
+	"os"
 	"path"
 	"path/filepath"
 	"slices"
@@ -235,6 +236,9 @@ func Open(ctx context.Context, dsn string, ring *seal.Ring, opts ...Option) (*St
 		if name, err = sqliteDSN(file); err != nil {
 			return nil, fmt.Errorf("open store: %w", err)
 		}
+		if err := createPrivate(file); err != nil {
+			return nil, fmt.Errorf("open store: SQLite file %s: %w", file, err)
+		}
 		// The writer leaves most checkpoints to the checkpointer, and keeps
 		// one of its own at 10,000 pages to bound the log (checkpoint.go).
 		s.db, err = sqlx.Open("sqlite", name+"&_pragma=wal_autocheckpoint%2810000%29")
@@ -357,6 +361,24 @@ func sqliteDSN(path string) (string, error) {
 	q.Set("_txlock", "immediate")
 	u := url.URL{Scheme: "file", Path: filepath.ToSlash(abs), RawQuery: q.Encode()}
 	return u.String(), nil
+}
+
+// createPrivate creates a new SQLite file that only its owner may read or
+// write (0600): it holds sealed values, but also what is not sealed (the
+// audit log, flows, steps and times). SQLite gives the -wal and -shm files
+// it makes beside it the same mode. A file that exists keeps its own.
+func createPrivate(file string) error {
+	f, err := os.OpenFile(file, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	if errors.Is(err, fs.ErrExist) {
+		return nil
+	}
+	if errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("cannot create it: its folder %s does not exist", filepath.Dir(file))
+	}
+	if err != nil {
+		return fmt.Errorf("cannot create it: %w", errors.Unwrap(err))
+	}
+	return f.Close()
 }
 
 // redactDSN keeps a password in a connection string out of error messages.
