@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"net/url"
+	"regexp"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -18,7 +19,8 @@ import (
 // The service forgets provider message ids older than the retention: a
 // webhook replayed within it changes nothing, and the pruner, running as
 // the service starts, empties the de-duplication table of older ones and
-// says so in the log.
+// says so in the log. Replies finished more than 30 days ago leave the
+// outbox the same way.
 func TestServiceForgetsOldMessageIDs(t *testing.T) {
 	const token = "test-auth-token"
 	var offset atomic.Int64
@@ -45,13 +47,7 @@ func TestServiceForgetsOldMessageIDs(t *testing.T) {
 			t.Fatalf("webhook: HTTP %d", resp.StatusCode)
 		}
 	}
-	seen := func(r *running) int {
-		var n int
-		if err := r.Store.DB().Get(&n, `SELECT COUNT(*) FROM inbound_seen`); err != nil {
-			t.Fatal(err)
-		}
-		return n
-	}
+	seen := func(r *running) int { return count(t, r, "inbound_seen") }
 	deliver(r)
 	deliver(r) // a replay
 	if n := r.metric(t, "safeflow_inbound_messages_total", "channel", "sms", "status", "duplicate"); n != 1 {
@@ -77,4 +73,23 @@ func TestServiceForgetsOldMessageIDs(t *testing.T) {
 	waitFor(t, "the pruner's log line", func() bool {
 		return strings.Contains(r2.Log.String(), `"msg":"forgot old provider message ids","count":1`)
 	})
+	// The replies, sent a month ago, leave the outbox; the transcript keeps
+	// their text.
+	waitFor(t, "the old replies to leave the outbox", func() bool { return count(t, r2, "outbox") == 0 })
+	if !regexp.MustCompile(`"msg":"removed finished replies from the outbox","count":[1-9]`).MatchString(r2.Log.String()) {
+		t.Errorf("the pruner did not say it removed the replies:\n%s", r2.Log.String())
+	}
+	if n := count(t, r2, "transcript"); n < 2 {
+		t.Errorf("%d transcript lines left, want the message and its replies", n)
+	}
+}
+
+// count counts a table's rows.
+func count(t *testing.T, r *running, table string) int {
+	t.Helper()
+	var n int
+	if err := r.Store.DB().Get(&n, `SELECT COUNT(*) FROM `+table); err != nil {
+		t.Fatal(err)
+	}
+	return n
 }

@@ -110,12 +110,16 @@ func New(ctx context.Context, cfg Config, log *slog.Logger, opts ...Option) (*Se
 		})
 	},
 		func(ctx context.Context) error {
-			s.Store.RunSeenPruner(ctx, store.SeenRetention, time.Hour, func(forgot int64, err error) {
-				if err != nil {
-					s.log.Error("forgetting old provider message ids", "err", err)
-					return
+			s.Store.RunPruner(ctx, time.Hour, func(p store.Pruned, err error) {
+				if p.Seen > 0 {
+					s.log.Info("forgot old provider message ids", "count", p.Seen, "older_than", store.SeenRetention.String())
 				}
-				s.log.Info("forgot old provider message ids", "count", forgot, "older_than", store.SeenRetention.String())
+				if p.Outbox > 0 {
+					s.log.Info("removed finished replies from the outbox", "count", p.Outbox, "older_than", store.OutboxRetention.String())
+				}
+				if err != nil {
+					s.log.Error("removing old rows; tried again in an hour", "err", err)
+				}
 			})
 			return nil
 		})
