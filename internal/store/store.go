@@ -368,14 +368,22 @@ func sqliteDSN(path string) (string, error) {
 // audit log, flows, steps and times). SQLite gives the -wal and -shm files
 // it makes beside it the same mode. A file that exists keeps its own.
 func createPrivate(file string) error {
+	if err := newPrivateFile(file); err != nil && !errors.Is(err, fs.ErrExist) {
+		return err
+	}
+	return nil
+}
+
+// newPrivateFile creates file, empty and mode 0600, and fails (with
+// fs.ErrExist) when it exists; a missing folder is named.
+func newPrivateFile(file string) error {
 	f, err := os.OpenFile(file, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
-	if errors.Is(err, fs.ErrExist) {
-		return nil
-	}
-	if errors.Is(err, fs.ErrNotExist) {
+	switch {
+	case errors.Is(err, fs.ErrExist):
+		return fs.ErrExist
+	case errors.Is(err, fs.ErrNotExist):
 		return fmt.Errorf("cannot create it: its folder %s does not exist", filepath.Dir(file))
-	}
-	if err != nil {
+	case err != nil:
 		return fmt.Errorf("cannot create it: %w", errors.Unwrap(err))
 	}
 	return f.Close()
