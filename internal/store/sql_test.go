@@ -405,7 +405,7 @@ func TestAuditLog(t *testing.T) {
 						t.Errorf("audit record %d holds %q", r.Seq, found)
 					}
 				}
-				for _, a := range []string{engine.EventMessageIn, engine.EventStepChange, engine.EventLinkIssued, engine.EventHandoff,
+				for _, a := range []string{engine.EventMessageIn, engine.EventMessageOut, engine.EventStepChange, engine.EventLinkIssued, engine.EventHandoff,
 					engine.EventEnded, audit.KeyRotation} {
 					if !actions[a] {
 						t.Errorf("no %s record in the audit log", a)
