@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"net/netip"
 	"strings"
+
+	"github.com/labstack/echo/v4"
 )
 
 // clientIP finds a request's client address. Only a proxy listed in
@@ -70,4 +72,20 @@ func (c clientIP) of(r *http.Request) string {
 		}
 	}
 	return host
+}
+
+// behindProxy is middleware that, for a request a trusted proxy forwards,
+// sets RemoteAddr to the client's address (with port 0), as of finds it.
+// Everything after it, the channels' audited source address above all,
+// then sees the provider or the patient instead of the proxy.
+func (c clientIP) behindProxy(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(ctx echo.Context) error {
+		r := ctx.Request()
+		if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
+			if client := c.of(r); client != host {
+				r.RemoteAddr = net.JoinHostPort(client, "0")
+			}
+		}
+		return next(ctx)
+	}
 }

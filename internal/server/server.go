@@ -373,6 +373,11 @@ func (s *Server) routes() {
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = s.httpError
+	if ips, err := parseTrustedProxies(s.cfg.TrustedProxies); err != nil {
+		s.setupErr = err
+	} else if len(ips.trusted) > 0 {
+		e.Pre(ips.behindProxy)
+	}
 	e.Use(middleware.RequestID())
 	e.Use(middleware.RecoverWithConfig(middleware.RecoverConfig{LogErrorFunc: s.panicked, DisableStackAll: true}))
 	e.Use(middleware.BodyLimit("1M"))
