@@ -114,6 +114,8 @@ type chatView struct {
 	After int64
 	Lines []lineView
 	State stateView
+	// ForgetMs is Config.FinishedShown in milliseconds, for the page.
+	ForgetMs int64
 }
 
 // Class returns the CSS classes of a line.
@@ -169,7 +171,7 @@ func (s *Server) chatPage(w http.ResponseWriter, r *http.Request) {
 		s.internalError(w, r, "", "look up conversation", err)
 		return
 	}
-	v := &chatView{After: sess.first}
+	v := &chatView{After: sess.first, ForgetMs: s.cfg.FinishedShown.Milliseconds()}
 	var last *lineView
 	err = s.st.SecureTranscript(ctx, sess.conv, sess.first, historyLimit, func(n int64, l engine.TranscriptLine) {
 		v.Lines = append(v.Lines, toView(n, l))

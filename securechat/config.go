@@ -33,6 +33,11 @@ type Config struct {
 	// MaxFailures is how many wrong answers to the flow's knowledge check
 	// lock a link: 5.
 	MaxFailures int
+	// FinishedShown is how long the page keeps a finished secure part on
+	// the screen, so that the patient sees the last answer arrive, before it
+	// takes the conversation off: 1 minute. The session itself ends as the
+	// secure part finishes.
+	FinishedShown time.Duration
 
 	// TokenRate and TokenBurst limit answers to the knowledge check per
 	// link: 3 at once, then one every 5 seconds.
@@ -80,6 +85,9 @@ func (c Config) withDefaults() (Config, *url.URL, error) {
 	}
 	if c.MaxFailures <= 0 {
 		c.MaxFailures = 5
+	}
+	if c.FinishedShown <= 0 {
+		c.FinishedShown = time.Minute
 	}
 	if c.TokenRate <= 0 {
 		c.TokenRate = rate.Every(5 * time.Second)

@@ -168,6 +168,10 @@ func TestSecureRedeemOpensChat(t *testing.T) {
 	if page.StatusCode != http.StatusOK || !strings.Contains(page.body, "What brings you in? A few words is fine.") {
 		t.Errorf("chat page = %d, want the first sensitive question:\n%s", page.StatusCode, page.body)
 	}
+	// The page takes a finished part off the screen after a minute.
+	if !strings.Contains(page.body, `data-forget-ms="60000"`) {
+		t.Errorf("chat page does not tell the script to forget a finished part after 60000 ms:\n%s", page.body)
+	}
 	recs := h.audits(audit.LinkRedeemed)
 	if len(recs) != 1 || recs[0].Conversation != conv || recs[0].Outcome != audit.OutcomeOK || recs[0].Source != "192.0.2.1" {
 		t.Errorf("link.redeemed records = %+v", recs)

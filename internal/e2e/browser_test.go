@@ -46,7 +46,7 @@ func TestBrowserSecureIntake(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := startService(t, sqliteStore, time.Date(2026, 3, 2, 10, 0, 0, 0, zone), servedLocally())
+	h := startService(t, sqliteStore, time.Date(2026, 3, 2, 10, 0, 0, 0, zone), servedLocally(), finishedShownFor(3*time.Second))
 	b := &browser{t: t, ctx: ctx, traffic: watchSecureTraffic(t, ctx, h.public)}
 	shot := func(name string) {
 		t.Helper()
@@ -166,6 +166,13 @@ func TestBrowserSecureIntake(t *testing.T) {
 	b.expectLatestInView()
 	shot("secure-done.png")
 	b.expectNothingStored()
+	// A moment later the finished part leaves the screen: the session ended
+	// with it, and whoever picks up the phone later sees nothing of it.
+	b.waitJS("the finished page to forget the conversation", `document.querySelectorAll("#messages .msg").length === 0 &&
+		document.getElementById("status").textContent === `+jsString(backToSMS))
+	if txt := evaluate[string](b, `document.body.innerText`); strings.Contains(txt, memberID) || strings.Contains(txt, "sprained") {
+		t.Errorf("the page still shows the finished conversation:\n%s", txt)
+	}
 
 	// Back on SMS: the day question arrives there, and the flow finishes.
 	h.waitFor("the day question by SMS", func() (bool, string) {

@@ -30,6 +30,7 @@ import (
 	"github.com/safeflow/safeflow/internal/pgtest"
 	"github.com/safeflow/safeflow/internal/seal"
 	"github.com/safeflow/safeflow/internal/server"
+	"github.com/safeflow/safeflow/securechat"
 )
 
 func TestMain(m *testing.M) {
@@ -155,14 +156,22 @@ func (b *syncBuffer) String() string {
 
 // serviceOption changes the configuration startService runs the service
 // with; addr is the address the service will listen on.
-type serviceOption func(cfg *server.Config, addr string)
+type serviceOption func(cfg *server.Config, addr string, opts *[]server.Option)
 
 // servedLocally makes the service's public URL its own listener, over
 // plain HTTP in dev mode, so that a browser on this machine can follow the
 // secure links it issues. The providers stay the test servers.
 func servedLocally() serviceOption {
-	return func(cfg *server.Config, addr string) {
+	return func(cfg *server.Config, addr string, _ *[]server.Option) {
 		cfg.Dev, cfg.PublicURL = true, "http://"+addr
+	}
+}
+
+// finishedShownFor makes the secure page keep a finished chat on screen for
+// d instead of a minute.
+func finishedShownFor(d time.Duration) serviceOption {
+	return func(_ *server.Config, _ string, opts *[]server.Option) {
+		*opts = append(*opts, server.WithSecureChat(func(c *securechat.Config) { c.FinishedShown = d }))
 	}
 }
 
@@ -202,14 +211,15 @@ func startService(t testing.TB, kind storeKind, now time.Time, opts ...serviceOp
 	if err != nil {
 		t.Fatalf("listen: %v", err)
 	}
+	serverOpts := []server.Option{server.WithClock(h.clock.Now)}
 	for _, o := range opts {
-		o(&cfg, ln.Addr().String())
+		o(&cfg, ln.Addr().String(), &serverOpts)
 	}
 	h.public = cfg.PublicURL
 	log := slog.New(slog.NewTextHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	ctx, cancel := context.WithCancel(context.Background())
 	h.ctx = ctx
-	srv, err := server.New(ctx, cfg, log, server.WithClock(h.clock.Now))
+	srv, err := server.New(ctx, cfg, log, serverOpts...)
 	if err != nil {
 		cancel()
 		ln.Close()

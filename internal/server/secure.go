@@ -23,6 +23,9 @@ func (s *Server) secureConfig() securechat.Config {
 		// Pages connected to this node hear about messages written on others.
 		c.ListenDSN = s.cfg.DB
 	}
+	if s.secureAdjust != nil {
+		s.secureAdjust(&c)
+	}
 	return c
 }
 

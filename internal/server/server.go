@@ -27,6 +27,7 @@ import (
 	"github.com/safeflow/safeflow/internal/devphone"
 	"github.com/safeflow/safeflow/internal/seal"
 	"github.com/safeflow/safeflow/internal/store"
+	"github.com/safeflow/safeflow/securechat"
 )
 
 // Server is a running safeflow service.
@@ -55,6 +56,8 @@ type Server struct {
 	onShutdown []func()
 	now        func() time.Time
 	links      engine.LinkIssuer
+	// secureAdjust, when set, adjusts the secure chat's settings.
+	secureAdjust func(*securechat.Config)
 }
 
 // Option configures a Server beyond its Config.
@@ -66,6 +69,12 @@ func WithClock(now func() time.Time) Option { return func(s *Server) { s.now = n
 // WithSender replaces the sender of a channel (tests).
 func WithSender(ch engine.Channel, snd engine.Sender) Option {
 	return func(s *Server) { s.senders[ch] = snd }
+}
+
+// WithSecureChat adjusts the secure chat's settings beyond what Config
+// holds (for tests: shorter times).
+func WithSecureChat(adjust func(*securechat.Config)) Option {
+	return func(s *Server) { s.secureAdjust = adjust }
 }
 
 // WithLinkIssuer sets the issuer of secure links, in place of the secure

@@ -76,6 +76,18 @@
     log.textContent = '';
   }
 
+  // forgetLater takes a finished secure part off the screen after the
+  // patient has had a moment to see the last answer arrive. The session
+  // ended on the server as the part finished, so no event will come to
+  // clear it.
+  var forgetMs = parseInt(main.getAttribute('data-forget-ms'), 10) || 60000;
+  var forgetTimer = null;
+  function forgetLater() {
+    if (forgetTimer === null) {
+      forgetTimer = window.setTimeout(forget, forgetMs);
+    }
+  }
+
   function close(text) {
     open = false;
     setStatus(text, true);
@@ -98,6 +110,7 @@
     if (!st.open) {
       close(st.status);
       showLatest();
+      forgetLater();
       return;
     }
     setStatus(st.status, false);
@@ -228,5 +241,7 @@
   showLatest();
   if (open) {
     connect();
+  } else {
+    forgetLater(); // a finished part, loaded again
   }
 }());
