@@ -12,13 +12,10 @@ import (
 
 // secureConfig is the secure chat's configuration from the service's.
 func (s *Server) secureConfig() securechat.Config {
+	// No ClientIP: behind a trusted proxy, routes() has already set each
+	// request's RemoteAddr to the client's address.
 	c := securechat.Config{PublicURL: s.cfg.PublicURL, Dev: s.cfg.Dev, Now: s.now, Log: s.log,
 		OnLock: s.linkLocked}
-	if ips, err := parseTrustedProxies(s.cfg.TrustedProxies); err != nil {
-		s.setupErr = err
-	} else {
-		c.ClientIP = ips.of
-	}
 	if s.Store != nil && s.Store.Postgres() {
 		// Pages connected to this node hear about messages written on others.
 		c.ListenDSN = s.cfg.DB

@@ -382,6 +382,8 @@ func (s *Server) routes() {
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = s.httpError
+	// Behind a trusted proxy, every route (webhooks, secure chat, logs)
+	// sees the client's address as RemoteAddr.
 	if ips, err := parseTrustedProxies(s.cfg.TrustedProxies); err != nil {
 		s.setupErr = err
 	} else if len(ips.trusted) > 0 {
