@@ -117,34 +117,32 @@ type exportSummary struct {
 // a second time, as links, to name the problem.
 func checkExport(export io.ReadSeeker) (*audit.Problem, exportSummary, error) {
 	var sum exportSummary
-	jr := audit.NewJSONLReader(export)
 	var scan audit.Scan
-	var between *audit.Problem // the first problem between neighbours, for a --since export
+	var between, edited *audit.Problem // between neighbours, for a --since export
 	var prev audit.Record
-	for {
-		r, err := jr.Next()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			return nil, sum, err
-		}
+	errFound := errors.New("found")
+	err := audit.EachJSONL(export, func(r *audit.Record) error {
 		if sum.n == 0 {
 			sum.first = r.Seq
 		}
-		if p := scan.Add(&r); p != nil {
-			return p, sum, nil
+		if edited = scan.Add(r); edited != nil {
+			return errFound
 		}
 		if sum.first > 1 && sum.n > 0 && between == nil {
-			between = neighbours(&prev, &r, sum.n)
+			between = neighbours(&prev, r, sum.n)
 		}
-		prev, sum.last = r, r.Seq
+		prev, sum.last = *r, r.Seq
 		sum.n++
-	}
-	if sum.first > 1 {
+		return nil
+	})
+	switch {
+	case edited != nil:
+		return edited, sum, nil
+	case err != nil:
+		return nil, sum, err
+	case sum.first > 1:
 		return between, sum, nil
-	}
-	if scan.Whole() {
+	case scan.Whole():
 		return scan.UpTo(0), sum, nil
 	}
 	links, err := exportLinks(export)
@@ -180,18 +178,12 @@ func exportLinks(export io.ReadSeeker) ([]audit.Link, error) {
 	if _, err := export.Seek(0, io.SeekStart); err != nil {
 		return nil, err
 	}
-	jr := audit.NewJSONLReader(export)
 	var links []audit.Link
-	for {
-		r, err := jr.Next()
-		if errors.Is(err, io.EOF) {
-			return links, nil
-		}
-		if err != nil {
-			return nil, err
-		}
+	err := audit.EachJSONL(export, func(r *audit.Record) error {
 		links = append(links, r.Link())
-	}
+		return nil
+	})
+	return links, err
 }
 
 func auditExportCmd() *cobra.Command {

@@ -105,49 +105,40 @@ func (w *JSONLWriter) Flush() error {
 // Blank lines are skipped; a line that is not a record, or has a field
 // WriteJSONL does not write, is an error naming the line.
 func ReadJSONL(r io.Reader) ([]Record, error) {
-	jr := NewJSONLReader(r)
 	var records []Record
-	for {
-		rec, err := jr.Next()
-		if errors.Is(err, io.EOF) {
-			return records, nil
-		}
-		if err != nil {
-			return nil, err
-		}
-		records = append(records, rec)
+	err := EachJSONL(r, func(rec *Record) error {
+		records = append(records, *rec)
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
+	return records, nil
 }
 
-// A JSONLReader reads records one at a time, as ReadJSONL does, for
-// exports too long to hold in memory.
-type JSONLReader struct {
-	br   *bufio.Reader
-	line int
-	done bool
-}
-
-// NewJSONLReader returns a reader of the records in r.
-func NewJSONLReader(r io.Reader) *JSONLReader { return &JSONLReader{br: bufio.NewReader(r)} }
-
-// Next returns the next record, or io.EOF after the last.
-func (jr *JSONLReader) Next() (Record, error) {
-	for !jr.done {
-		jr.line++
-		line, err := jr.br.ReadBytes('\n')
+// EachJSONL reads records as ReadJSONL does, one at a time, and calls fn
+// with each, for exports too long to hold in memory. An error from fn
+// stops it and is returned.
+func EachJSONL(r io.Reader, fn func(*Record) error) error {
+	br := bufio.NewReader(r)
+	for n := 1; ; n++ {
+		line, err := br.ReadBytes('\n')
 		if err != nil && !errors.Is(err, io.EOF) {
-			return Record{}, fmt.Errorf("read audit export: line %d: %w", jr.line, err)
+			return fmt.Errorf("read audit export: line %d: %w", n, err)
 		}
-		jr.done = err != nil // io.EOF after the last line
 		if len(bytes.TrimSpace(line)) > 0 {
 			rec, perr := parseLine(line)
 			if perr != nil {
-				return Record{}, fmt.Errorf("read audit export: line %d: %w", jr.line, perr)
+				return fmt.Errorf("read audit export: line %d: %w", n, perr)
 			}
-			return rec, nil
+			if ferr := fn(&rec); ferr != nil {
+				return ferr
+			}
+		}
+		if err != nil { // io.EOF after the last line
+			return nil
 		}
 	}
-	return Record{}, io.EOF
 }
 
 func parseLine(line []byte) (Record, error) {
