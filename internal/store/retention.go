@@ -79,16 +79,8 @@ func (s *Store) outboxWrittenBefore(ctx context.Context, q statements, cutoff in
 	// first returns the first row at or after seq: its number and when it
 	// was written; ok is false past the last row.
 	first := func(seq int64) (at, created int64, ok bool, err error) {
-		rows, err := q.QueryContext(ctx, s.q(`SELECT seq, created FROM outbox WHERE seq >= ? ORDER BY seq LIMIT 1`), seq)
-		if err != nil {
-			return 0, 0, false, err
-		}
-		defer rows.Close()
-		if rows.Next() {
-			err = rows.Scan(&at, &created)
-			return at, created, err == nil, err
-		}
-		return 0, 0, false, rows.Err()
+		ok, err = scanOne(ctx, q, s.q(`SELECT seq, created FROM outbox WHERE seq >= ? ORDER BY seq LIMIT 1`), []any{seq}, &at, &created)
+		return at, created, ok, err
 	}
 	lo, created, ok, err := first(0)
 	if err != nil || !ok || created >= cutoff {
@@ -96,8 +88,8 @@ func (s *Store) outboxWrittenBefore(ctx context.Context, q statements, cutoff in
 	}
 	// Invariant: row lo was written before cutoff; every row at or past hi
 	// was written after it, or there is none.
-	last, err := lastOutboxRow(ctx, q)
-	if err != nil {
+	var last int64
+	if _, err := scanOne(ctx, q, `SELECT MAX(seq) FROM outbox`, nil, &last); err != nil {
 		return 0, err
 	}
 	hi := last + 1
@@ -111,7 +103,7 @@ func (s *Store) outboxWrittenBefore(ctx context.Context, q statements, cutoff in
 			hi = mid
 		default:
 			lo = at
-			if at >= hi-1 {
+			if at >= hi { // numbered out of time order (PostgreSQL): stop here
 				hi = at + 1
 			}
 		}
@@ -119,21 +111,18 @@ func (s *Store) outboxWrittenBefore(ctx context.Context, q statements, cutoff in
 	return hi, nil
 }
 
-// lastOutboxRow returns the outbox's highest sequence number (0 when it is
-// empty).
-func lastOutboxRow(ctx context.Context, q statements) (int64, error) {
-	rows, err := q.QueryContext(ctx, `SELECT COALESCE(MAX(seq), 0) FROM outbox`)
+// scanOne runs a query through q and scans its first row into dest; ok is
+// false when it returns none.
+func scanOne(ctx context.Context, q statements, query string, args []any, dest ...any) (ok bool, err error) {
+	rows, err := q.QueryContext(ctx, query, args...)
 	if err != nil {
-		return 0, err
+		return false, err
 	}
 	defer rows.Close()
-	var last int64
-	if rows.Next() {
-		if err := rows.Scan(&last); err != nil {
-			return 0, err
-		}
+	if !rows.Next() {
+		return false, rows.Err()
 	}
-	return last, rows.Err()
+	return true, rows.Scan(dest...)
 }
 
 // Pruned is what one round of the pruner removed.
