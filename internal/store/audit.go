@@ -331,8 +331,15 @@ func (r auditRow) record() audit.Record {
 // records is checked in constant memory. Only a damaged one is read a
 // second time, as links, to follow its chain and name the problem.
 func (s *Store) VerifyAudit(ctx context.Context) (*audit.Problem, error) {
+	_, p, err := s.VerifyAuditCounted(ctx)
+	return p, err
+}
+
+// VerifyAuditCounted is VerifyAudit that also returns how many records it
+// read: the log as it was verified, not as it is a moment later.
+func (s *Store) VerifyAuditCounted(ctx context.Context) (int, *audit.Problem, error) {
 	if err := s.chainBeforeReading(ctx); err != nil {
-		return nil, err
+		return 0, nil, err
 	}
 	var opts *sql.TxOptions
 	if s.pg {
@@ -342,7 +349,7 @@ func (s *Store) VerifyAudit(ctx context.Context) (*audit.Problem, error) {
 	}
 	tx, err := s.db.BeginTxx(ctx, opts)
 	if err != nil {
-		return nil, fmt.Errorf("verify audit log: %w", err)
+		return 0, nil, fmt.Errorf("verify audit log: %w", err)
 	}
 	defer tx.Rollback()
 	var head struct {
@@ -350,7 +357,7 @@ func (s *Store) VerifyAudit(ctx context.Context) (*audit.Problem, error) {
 		Hash []byte `db:"hash"`
 	}
 	if err := tx.GetContext(ctx, &head, `SELECT seq, hash FROM audit_head WHERE id = 1`); err != nil {
-		return nil, fmt.Errorf("audit head: %w", err)
+		return 0, nil, fmt.Errorf("audit head: %w", err)
 	}
 	var scan audit.Scan
 	var problem *audit.Problem
@@ -366,20 +373,20 @@ func (s *Store) VerifyAudit(ctx context.Context) (*audit.Problem, error) {
 		return nil
 	})
 	if problem != nil {
-		return problem, nil
+		return scan.Len(), problem, nil
 	}
 	if err != nil {
-		return nil, err
+		return 0, nil, err
 	}
 	if scan.Whole() {
 		// Records 1 to n in order: those up to the head are the first.
 		n := int64(scan.Len())
 		known := min(n, head.Seq)
-		return againstHead(scan.UpTo(head.Seq), known, n, atHead, known+1, head.Seq, head.Hash), nil
+		return scan.Len(), againstHead(scan.UpTo(head.Seq), known, n, atHead, known+1, head.Seq, head.Hash), nil
 	}
 	links, err := s.auditLinks(ctx, tx)
 	if err != nil {
-		return nil, err
+		return 0, nil, err
 	}
 	known := len(links)
 	for known > 0 && links[known-1].Seq > head.Seq {
@@ -393,7 +400,7 @@ func (s *Store) VerifyAudit(ctx context.Context) (*audit.Problem, error) {
 	if known < len(links) {
 		beyond = links[known].Seq
 	}
-	return againstHead(audit.FollowUpTo(links[:known], head.Seq), int64(known), int64(len(links)), knownHash, beyond, head.Seq, head.Hash), nil
+	return len(links), againstHead(audit.FollowUpTo(links[:known], head.Seq), int64(known), int64(len(links)), knownHash, beyond, head.Seq, head.Hash), nil
 }
 
 // againstHead finishes a check of the log against its head: chained is
